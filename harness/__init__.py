@@ -1,0 +1,21 @@
+"""harness: benchmark clustering methods across datasets, seeds and input sizes, tracked in MLflow.
+
+Plugins import what they need from here::
+
+    from harness import DatasetSpec, MethodResult, MethodSpec, Param, hookimpl
+"""
+
+from harness.hookspecs import hookimpl
+from harness.types import Dataset, DatasetSpec, JobContext, MethodResult, MethodSpec, Param
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "DatasetSpec",
+    "JobContext",
+    "MethodResult",
+    "MethodSpec",
+    "Param",
+    "hookimpl",
+]

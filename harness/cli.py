@@ -1,0 +1,303 @@
+"""The ``harness`` command line: run, list, data, ui."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import config as config_mod
+from harness.errors import ExitCode, UsageError
+from harness.params import describe
+from harness.plugins import PluginError, Registry, check_names, load_registry
+
+EPILOG = """\
+examples:
+  harness run                                   the quick sweep: every method on digits, seeds 0-2
+  harness run --methods kmeans --datasets mnist,usps --seeds 0-9
+  harness run --config configs/coil20-sizes.yaml --sizes 28,32 --param kmeans.n_init=10
+  harness list                                  methods, datasets, parameters, providers
+  harness data --download mnist                 fetch and verify a dataset (needs a network)
+  harness ui                                    browse the runs in the MLflow UI
+"""
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="also load the plugin module MODULE (an import path), like pytest's -p",
+    )
+    parser.add_argument(
+        "--no-plugin", action="append", default=[], metavar="NAME",
+        help="do not load the entry point NAME (see `harness list` for the names)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark clustering methods across datasets, seeds and input sizes; results go to MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a sweep (the quick default sweep when given no options)",
+        description="Run every method on every dataset for every input size and seed. Options override "
+        "the config file, which overrides the quick default sweep (configs/quick.yaml). Jobs that "
+        "already finished in the experiment are skipped.",
+    )
+    run.add_argument("--config", metavar="FILE", help="YAML sweep file (keys: " + ", ".join(config_mod.KEYS) + ")")
+    run.add_argument("--methods", metavar="LIST", help="comma-separated method names, or 'all' (default: all)")
+    run.add_argument("--datasets", metavar="LIST", help="comma-separated dataset names (default: digits)")
+    run.add_argument("--seeds", metavar="SEEDS", help="seeds such as 0-9 or 0,3,5-7 (default: 0-2)")
+    run.add_argument("--sizes", metavar="SIZES", help="input sizes in pixels per side, e.g. 28,32, or 'native' (default)")
+    run.add_argument("--resize-filter", choices=config_mod.RESIZE_FILTERS, help="filter used to resize (default: bilinear)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+        help="set a method parameter, e.g. kmeans.n_init=10 (repeatable; see `harness list`)",
+    )
+    run.add_argument("--data-dir", metavar="DIR", help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)")
+    run.add_argument("--cache-dir", metavar="DIR", help="cache of expensive stages such as pretrained autoencoders")
+    run.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: harness)")
+    run.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes at a time (default: 1)")
+    run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
+    run.add_argument("--download", action="store_true", help="download missing datasets first (needs a network)")
+    run.add_argument("--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test)")
+    _add_plugin_options(run)
+
+    lst = sub.add_parser("list", help="show the installed methods and datasets, with their parameters")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_plugin_options(lst)
+
+    data = sub.add_parser("data", help="check the dataset files, or download them")
+    data.add_argument("names", nargs="*", help="datasets (default: all)")
+    data.add_argument("--data-dir", metavar="DIR", help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)")
+    data.add_argument("--download", action="store_true", help="download what is missing (needs a network)")
+    _add_plugin_options(data)
+
+    ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
+    ui.add_argument("--tracking-uri", metavar="URI", default=None, help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return load_registry(blocked=args.no_plugin, extra_modules=args.plugin)
+
+
+# -------------------------------------------------------------------------------------------------
+# run
+# -------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> ExitCode:
+    from harness.runner import run_sweep
+    from harness.worker import WorkerSettings
+
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    registry = _registry(args)
+    file_config = config_mod.read_config(args.config) if args.config else {}
+    overrides = {
+        "methods": args.methods,
+        "datasets": args.datasets,
+        "seeds": args.seeds,
+        "sizes": args.sizes,
+        "resize_filter": args.resize_filter,
+        "data_dir": args.data_dir,
+        "tracking_uri": args.tracking_uri,
+        "experiment": args.experiment,
+        "device": args.device,
+        "params": config_mod.parse_param_flags(args.param) or None,
+    }
+    sweep = config_mod.build_sweep(registry, file_config, overrides)
+    settings = WorkerSettings(
+        data_dir=sweep.data_dir,
+        cache_dir=args.cache_dir,
+        device=sweep.device,
+        blocked_plugins=tuple(args.no_plugin),
+        extra_plugins=tuple(args.plugin),
+        dry_run=args.dry_run,
+        env={"PYTHONHASHSEED": "0"},
+    )
+    console = Console(stderr=True)
+    n = len(sweep.methods) * len(sweep.datasets) * len(sweep.sizes) * len(sweep.seeds)
+    console.print(
+        f"[bold]harness[/] {len(sweep.methods)} method(s) × {len(sweep.datasets)} dataset(s) × "
+        f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {n} jobs → "
+        f"{sweep.tracking_uri} (experiment {sweep.experiment!r})"
+    )
+    report = run_sweep(
+        sweep, registry, settings=settings, max_workers=args.jobs, rerun=args.rerun,
+        download=args.download, console=console,
+    )
+    out = Console()
+    out.print(summary_table(report.summary))
+    console.print(
+        f"{report.finished} finished, {len(report.failed)} failed, {report.skipped} skipped "
+        f"· sweep run {report.parent_run_id} · browse with: harness ui"
+        + (f" --tracking-uri {sweep.tracking_uri}" if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"] else "")
+    )
+    for job, error in report.failed:
+        console.print(f"[red]failed[/] {job.label}: {error}")
+    if report.interrupted:
+        console.print("[yellow]interrupted[/]: the runs in progress are marked KILLED; rerun the same command to resume")
+        return ExitCode.INTERRUPTED
+    return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
+
+
+def _pm(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
+
+
+def summary_table(summary) -> Table:
+    table = Table(title="mean ± sample std over seeds (finished runs only)")
+    for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
+        table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
+    for row in summary.itertuples(index=False):
+        seeds = f"{row.n_finished}" + (f" ({row.n_failed} failed)" if row.n_failed else "")
+        table.add_row(
+            row.dataset, str(row.input_size), row.method,
+            _pm(row.acc_mean, row.acc_std), _pm(row.nmi_geometric_mean, row.nmi_geometric_std), seeds,
+        )
+    return table
+
+
+# -------------------------------------------------------------------------------------------------
+# list, data, ui
+# -------------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> ExitCode:
+    registry = _registry(args)
+    if args.json:
+        print(json.dumps(_listing(registry), indent=2))
+        return ExitCode.OK
+    console = Console()
+    methods = Table(title="methods")
+    for col in ("name", "provided by", "framework", "input", "description"):
+        methods.add_column(col)
+    for name, (spec, provider) in sorted(registry.methods.items()):
+        methods.add_row(name, str(provider), spec.framework, spec.input, spec.description)
+    console.print(methods)
+    for name, (spec, _) in sorted(registry.methods.items()):
+        params = Table(title=f"parameters of {name} (set with --param {name}.NAME=VALUE)")
+        for col in ("name", "default", "accepts", "help"):
+            params.add_column(col)
+        for p in spec.params:
+            params.add_row(p.name, repr(p.default), describe(p), p.help)
+        console.print(params)
+    datasets = Table(title="datasets")
+    for col in ("name", "provided by", "classes", "samples", "native shape", "variant", "description"):
+        datasets.add_column(col)
+    for name, (spec, provider) in sorted(registry.datasets.items()):
+        datasets.add_row(
+            name, str(provider), str(spec.n_classes), f"{spec.n_samples:,}",
+            "×".join(map(str, spec.image_shape)), spec.variant, spec.description,
+        )
+    console.print(datasets)
+    return ExitCode.OK
+
+
+def _listing(registry: Registry) -> dict:
+    return {
+        "methods": [
+            {
+                "name": name, "distribution": provider.distribution, "version": provider.version,
+                "plugin": provider.plugin, "framework": spec.framework, "input": spec.input,
+                "description": spec.description,
+                "params": [
+                    {"name": p.name, "type": p.type.__name__, "default": p.default, "accepts": describe(p), "help": p.help}
+                    for p in spec.params
+                ],
+            }
+            for name, (spec, provider) in sorted(registry.methods.items())
+        ],
+        "datasets": [
+            {
+                "name": name, "distribution": provider.distribution, "version": provider.version,
+                "plugin": provider.plugin, "n_classes": spec.n_classes, "n_samples": spec.n_samples,
+                "image_shape": list(spec.image_shape), "variant": spec.variant, "description": spec.description,
+            }
+            for name, (spec, provider) in sorted(registry.datasets.items())
+        ],
+    }
+
+
+def cmd_data(args: argparse.Namespace) -> ExitCode:
+    from harness.data import DataError, default_data_dir
+
+    registry = _registry(args)
+    names = args.names or sorted(registry.datasets)
+    check_names("dataset", names, registry.datasets)
+    root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    table = Table(title=f"datasets in {root}")
+    table.add_column("name")
+    table.add_column("status")
+    bad = 0
+    for name in names:
+        try:
+            registry.dataset(name).fetch(root, args.download)
+            table.add_row(name, "[green]ok[/] (checksums verified)")
+        except DataError as exc:
+            bad += 1
+            table.add_row(name, f"[red]{exc}[/]")
+    Console().print(table)
+    return ExitCode.USAGE_ERROR if bad else ExitCode.OK
+
+
+def cmd_ui(args: argparse.Namespace) -> ExitCode:
+    from harness.tracking import sqlite_path
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise UsageError(f"--tracking-uri: no tracking store at {db} (run `harness run` first, or pass the URI the runs went to)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop); the runs table of an experiment is at #/experiments/<id>/runs", file=sys.stderr)
+    os.execv(sys.executable, command)
+    return ExitCode.OK  # not reached
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "ui": cmd_ui}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return int(ExitCode.OK)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(COMMANDS[args.command](args))
+    except (UsageError, PluginError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE_ERROR)
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Sweep configuration: a YAML file and command-line flags, validated into a :class:`Sweep`.
+
+Flags override the file; the file overrides the defaults, which are the quick sweep
+(``configs/quick.yaml``: every installed method on digits, seeds 0–2). Every mistake is one
+:class:`UsageError` that names the key, the bad value and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import params as params_mod
+from harness.errors import UsageError
+from harness.plugins import Registry, check_names
+from harness.sweep import NATIVE, Sweep
+
+RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
+"""Pillow's resampling filters, by name; the one used is recorded on every run."""
+
+ALL = "all"
+
+DEFAULTS: dict[str, Any] = {
+    "experiment": "harness",
+    "methods": ALL,
+    "datasets": ["digits"],
+    "seeds": "0-2",
+    "sizes": [NATIVE],
+    "resize_filter": "bilinear",
+    "params": {},
+    "tracking_uri": "sqlite:///mlflow.db",
+    "data_dir": None,
+    "device": "auto",
+}
+"""The quick default sweep; ``configs/quick.yaml`` spells out the same values."""
+
+KEYS = tuple(DEFAULTS)
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML sweep file (safe loader: tags that would build Python objects are refused)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"config file {str(path)!r} is not valid YAML ({where.strip() or 'parse error'}: {problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"config file {str(path)!r} must be a mapping of keys ({', '.join(KEYS)}), "
+            f"got a {type(data).__name__}"
+        )
+    return data
+
+
+def parse_seeds(value: Any) -> tuple[int, ...]:
+    """Seeds from ``3``, ``[0, 1, 2]``, ``"0-9"`` or ``"0,2,5-7"``; unique, in the order given."""
+    if isinstance(value, bool):
+        raise _bad("seeds", value, "an integer >= 0, a list of them, or a range like 0-9")
+    items: list[Any]
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise _bad("seeds", value, "an integer >= 0, a list of them, or a range like 0-9")
+    seeds: list[int] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise _bad("seeds", value, "integers >= 0 or ranges like 0-9")
+        if isinstance(item, int):
+            part = [item]
+        elif isinstance(item, str) and (m := re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", item)):
+            lo = int(m.group(1))
+            hi = int(m.group(2)) if m.group(2) is not None else lo
+            if hi < lo:
+                raise _bad("seeds", value, f"a range low-high with low <= high ({item!r} is empty)")
+            part = list(range(lo, hi + 1))
+        else:
+            raise _bad("seeds", value, "integers >= 0 or ranges like 0-9")
+        if any(s < 0 for s in part):
+            raise _bad("seeds", value, "integers >= 0")
+        seeds.extend(part)
+    if not seeds:
+        raise _bad("seeds", value, "at least one seed")
+    return tuple(dict.fromkeys(seeds))
+
+
+def parse_sizes(value: Any) -> tuple[int | str, ...]:
+    """Input sizes (pixels per side) from ``28``, ``[28, 32]``, ``"28,32"`` or ``native``."""
+    rule = f"positive integers (pixels per side) or {NATIVE!r}"
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    sizes: list[int | str] = []
+    for item in items:
+        if isinstance(item, str):
+            item = item.strip()
+            if item == NATIVE:
+                sizes.append(NATIVE)
+                continue
+            if not re.fullmatch(r"\d+", item):
+                raise _bad("sizes", value, rule)
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise _bad("sizes", value, rule)
+        sizes.append(item)
+    if not sizes:
+        raise _bad("sizes", value, rule)
+    return tuple(dict.fromkeys(sizes))
+
+
+def _names(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        names = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise _bad(key, value, "a list of names or a comma-separated string")
+    if not names:
+        raise _bad(key, value, "at least one name")
+    return list(dict.fromkeys(names))
+
+
+def _bad(key: str, value: Any, rule: str) -> UsageError:
+    return UsageError(f"{key}: expected {rule}, got {value!r}")
+
+
+def parse_param_flags(flags: list[str]) -> dict[str, dict[str, str]]:
+    """``["dec.maxiter=2000", ...]`` → ``{"dec": {"maxiter": "2000"}}`` (values still strings)."""
+    out: dict[str, dict[str, str]] = {}
+    for flag in flags:
+        m = re.fullmatch(r"([\w-]+)\.(\w+)=(.*)", flag)
+        if not m:
+            raise UsageError(f"--param: expected METHOD.NAME=VALUE (say kmeans.n_init=10), got {flag!r}")
+        out.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
+    return out
+
+
+def build_sweep(
+    registry: Registry, config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Sweep:
+    """Merge defaults, file and flags (``None`` flags are ignored), validate, return the sweep."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for source in (config or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
+        for key, value in source.items():
+            if key not in KEYS:
+                close = difflib.get_close_matches(str(key), KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(KEYS)}")
+            if key == "params":
+                merged["params"] = _merge_params(merged["params"], value)
+            else:
+                merged[key] = value
+
+    methods = sorted(registry.methods) if merged["methods"] == ALL else _names("methods", merged["methods"])
+    if not methods:
+        raise UsageError("methods: no method plugin is installed (see `harness list`)")
+    check_names("method", methods, registry.methods)
+    datasets = _names("datasets", merged["datasets"])
+    check_names("dataset", datasets, registry.datasets)
+    seeds = parse_seeds(merged["seeds"])
+    sizes = parse_sizes(merged["sizes"])
+
+    resize_filter = merged["resize_filter"]
+    if resize_filter not in RESIZE_FILTERS:
+        raise _bad("resize_filter", resize_filter, "one of " + ", ".join(RESIZE_FILTERS))
+    device = merged["device"]
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise _bad("device", device, "auto, cpu, cuda or cuda:N")
+    for key in ("experiment", "tracking_uri"):
+        if not isinstance(merged[key], str) or not merged[key].strip():
+            raise _bad(key, merged[key], "a non-empty string")
+    if merged["data_dir"] is not None and not isinstance(merged["data_dir"], str):
+        raise _bad("data_dir", merged["data_dir"], "a path")
+
+    given = merged["params"]
+    for name in given:
+        if name not in registry.methods:
+            check_names("method", [name], registry.methods)  # raises with a did-you-mean
+    resolved = {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
+
+    for m in methods:
+        spec = registry.method(m)
+        for d in datasets:
+            native = registry.dataset(d).image_shape[0]
+            for size in sizes:
+                pixels = native if size == NATIVE else size
+                if pixels < spec.min_size:
+                    raise UsageError(
+                        f"sizes: method {m!r} needs input images of at least {spec.min_size} px, "
+                        f"got {pixels} for dataset {d!r}"
+                    )
+
+    return Sweep(
+        methods=tuple(methods),
+        datasets=tuple(datasets),
+        seeds=seeds,
+        sizes=sizes,
+        params=resolved,
+        resize_filter=resize_filter,
+        experiment=merged["experiment"],
+        tracking_uri=merged["tracking_uri"],
+        data_dir=merged["data_dir"],
+        device=device,
+    )
+
+
+def _merge_params(base: dict[str, Any], value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise _bad("params", value, "a mapping of method name to a mapping of parameter values")
+    merged = {k: dict(v) for k, v in base.items()}
+    for method, values in value.items():
+        merged.setdefault(method, {}).update(values)
+    return merged

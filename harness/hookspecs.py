@@ -1,0 +1,57 @@
+"""Hook specifications: the whole contract between harness and its plugins.
+
+A plugin is a module (or any object) with functions decorated by :data:`harness.hookimpl`, named
+after the hooks below, published under the ``harness`` entry-point group::
+
+    [project.entry-points.harness]
+    my_method = "my_package.my_module"
+
+Hooks are called with keyword arguments only; an implementation may accept fewer arguments than
+its specification (so a hook can gain arguments without breaking plugins).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from harness.types import DatasetSpec, MethodSpec
+
+PROJECT = "harness"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -------------------------------------------------------------------------------------------------
+# Registration: called once per process when the plugin manager is built, in the CLI parent and
+# again in every worker. Keep these cheap: import your framework inside ``fit_predict``, not here.
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_methods() -> list[MethodSpec]:
+    """Return the clustering methods this plugin provides.
+
+    Called when the plugin manager is built. Each :class:`~harness.types.MethodSpec` names the
+    method, declares its parameters (type, default, bounds, help) so that the core can validate a
+    sweep before any job runs, and gives the ``fit_predict`` callable that a worker process calls.
+    A name already provided by another plugin is an error naming both plugins.
+
+    :returns: a list of method specs (empty or ``None`` if the plugin offers none).
+    """
+
+
+@hookspec
+def harness_datasets() -> list[DatasetSpec]:
+    """Return the datasets this plugin provides.
+
+    Called when the plugin manager is built. Each :class:`~harness.types.DatasetSpec` names the
+    dataset, its classes and native image shape, and a ``load(root, download)`` callable that reads
+    the canonical files under ``root`` and verifies their checksums.
+    A name already provided by another plugin is an error naming both plugins.
+
+    :returns: a list of dataset specs (empty or ``None`` if the plugin offers none).
+    """

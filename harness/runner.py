@@ -1,0 +1,155 @@
+"""One sweep from start to end: check data, skip finished jobs, run the rest, track, summarise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from harness.data import default_data_dir
+from harness.executor import LocalExecutor, Outcome
+from harness.plugins import Registry
+from harness.sweep import Job, Sweep, expand
+from harness.tracking import Tracker
+from harness.worker import WorkerSettings
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did; ``summary`` aggregates every job of the sweep, skipped ones included."""
+
+    parent_run_id: str
+    experiment_id: str
+    n_jobs: int
+    skipped: int = 0
+    finished: int = 0
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+    interrupted: bool = False
+    summary: pd.DataFrame | None = None
+    runs: pd.DataFrame | None = None
+
+
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def run_sweep(
+    sweep: Sweep,
+    registry: Registry,
+    *,
+    settings: WorkerSettings | None = None,
+    max_workers: int = 1,
+    rerun: bool = False,
+    download: bool = False,
+    console: Console | None = None,
+) -> SweepReport:
+    """Run every job of ``sweep`` that has not finished before (all of them with ``rerun``).
+
+    Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
+    are missing or corrupt, or the tracking store cannot be used.
+    """
+    console = console or Console(stderr=True)
+    settings = settings or WorkerSettings(data_dir=sweep.data_dir, device=sweep.device)
+    jobs = expand(sweep, registry)
+
+    root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+    for name in sweep.datasets:
+        registry.dataset(name).fetch(root, download)
+
+    tracker = Tracker(sweep.tracking_uri, sweep.experiment)
+    done = {} if rerun else tracker.finished_run_keys()
+    todo = [job for job in jobs if job.run_key not in done]
+    parent_id = tracker.start_sweep(
+        sweep.to_dict(),
+        n_jobs=len(jobs),
+        n_skipped=len(jobs) - len(todo),
+        tags={"version.harness": _version("harness"), "version.mlflow": _version("mlflow")},
+    )
+    report = SweepReport(parent_id, tracker.experiment_id, len(jobs), skipped=len(jobs) - len(todo))
+    if report.skipped:
+        console.print(f"[dim]{report.skipped} of {len(jobs)} jobs already finished in this experiment: skipped (use --rerun to run them again)[/]")
+
+    run_ids: dict[str, str] = {}  # run key -> child run id, for the jobs running now
+    job_tasks: dict[str, TaskID] = {}
+    provider_tags = {}
+    for name in sweep.methods:
+        p = registry.methods[name][1]
+        provider_tags[("method", name)] = {"harness.method_plugin": str(p)}
+    for name in sweep.datasets:
+        p = registry.datasets[name][1]
+        provider_tags[("dataset", name)] = {"harness.dataset_plugin": str(p)}
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    overall = progress.add_task("sweep", total=len(todo))
+
+    def on_start(job: Job) -> None:
+        job_dict = job.to_dict()
+        tags = {
+            **provider_tags[("method", job.method)],
+            **provider_tags[("dataset", job.dataset)],
+            "version.harness": _version("harness"),
+        }
+        run_ids[job.run_key] = tracker.start_job(parent_id, job_dict, tags)
+        job_tasks[job.run_key] = progress.add_task(f"  {job.label}", total=None)
+
+    def on_message(job: Job, message: tuple) -> None:
+        kind = message[0]
+        if kind == "metric":
+            _, key, value, step = message
+            tracker.log_metric(run_ids[job.run_key], key, value, step)
+        elif kind == "progress":
+            _, completed, total, description = message
+            text = f"  {job.label}" + (f" · {description}" if description else "")
+            progress.update(job_tasks[job.run_key], completed=completed, total=total, description=text)
+
+    def on_done(outcome: Outcome) -> None:
+        job = outcome.job
+        tracker.finish_job(run_ids.pop(job.run_key), outcome, job.to_dict())
+        progress.remove_task(job_tasks.pop(job.run_key))
+        progress.advance(overall)
+        if outcome.status == "FINISHED":
+            report.finished += 1
+            m = outcome.result["metrics"]
+            progress.console.print(
+                f"[green]✓[/] {job.label}  ACC {m['acc']:.3f}  NMI {m['nmi_geometric']:.3f}  "
+                f"({m['runtime_s']:.1f} s)"
+            )
+        else:
+            report.failed.append((job, outcome.error or "failed"))
+            progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")
+
+    executor = LocalExecutor(settings, max_workers=max_workers)
+    try:
+        with progress:
+            executor.run(todo, on_start, on_message, on_done)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        tracker.kill(run_ids.values())
+        run_ids.clear()
+    status = "KILLED" if report.interrupted else ("FAILED" if report.failed else "FINISHED")
+    tracker.end_sweep(
+        parent_id,
+        status,
+        {"total": len(jobs), "skipped": report.skipped, "finished": report.finished, "failed": len(report.failed)},
+    )
+
+    from harness_reports import load_runs, summarize
+
+    report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=[j.run_key for j in jobs])
+    report.summary = summarize(report.runs)
+    return report
+

@@ -1,0 +1,108 @@
+"""A validated sweep, and its expansion into jobs with stable run keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.plugins import Registry
+
+NATIVE = "native"
+"""Input size token: keep each dataset's own image size (no resizing)."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What to run: the grid methods × datasets × input sizes × seeds, and where to record it."""
+
+    methods: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    sizes: tuple[int | str, ...] = (NATIVE,)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Resolved parameters per method: every declared parameter, defaults filled in."""
+    resize_filter: str = "bilinear"
+    experiment: str = "harness"
+    tracking_uri: str = "sqlite:///mlflow.db"
+    data_dir: str | None = None
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("methods", "datasets", "seeds", "sizes"):
+            out[key] = list(out[key])
+        return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a method on a dataset at one input size with one seed."""
+
+    method: str
+    dataset: str
+    dataset_variant: str
+    input_size: int
+    native_size: int
+    seed: int
+    params: dict[str, Any]
+    resize_filter: str
+    """``"none"`` when the input size is the native one and nothing is resized."""
+
+    @property
+    def run_key(self) -> str:
+        """A hash of everything that determines the result (not of versions or the machine).
+
+        Reruns of the same job get the same key, which is how a rerun sweep skips finished work.
+        """
+        payload = json.dumps(
+            {
+                "method": self.method,
+                "params": self.params,
+                "dataset": self.dataset,
+                "variant": self.dataset_variant,
+                "input_size": self.input_size,
+                "resize_filter": self.resize_filter,
+                "seed": self.seed,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} · {self.dataset}@{self.input_size} · seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"run_key": self.run_key}
+
+
+def expand(sweep: Sweep, registry: Registry) -> list[Job]:
+    """The jobs of a sweep, in an order that completes paired comparisons early.
+
+    Order: dataset, input size, seed, method, so that after any prefix of the sweep the methods
+    have been run on the same seeds. Every method gets the same seeds (a paired design).
+    """
+    jobs = []
+    for dataset_name in sweep.datasets:
+        dataset = registry.dataset(dataset_name)
+        native = dataset.image_shape[0]
+        sizes = dict.fromkeys(native if s == NATIVE else int(s) for s in sweep.sizes)
+        for size in sizes:
+            for seed in sweep.seeds:
+                for method in sweep.methods:
+                    jobs.append(
+                        Job(
+                            method=method,
+                            dataset=dataset_name,
+                            dataset_variant=dataset.variant,
+                            input_size=size,
+                            native_size=native,
+                            seed=seed,
+                            params=dict(sweep.params.get(method, {})),
+                            resize_filter="none" if size == native else sweep.resize_filter,
+                        )
+                    )
+    return jobs

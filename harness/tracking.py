@@ -1,0 +1,200 @@
+"""MLflow, written by the parent process only: a parent run per sweep, a child run per job.
+
+The store is initialised and the experiment created once, before any job runs (a fresh SQLite
+store migrated by several processes at once breaks). Workers never open the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import yaml
+
+from harness.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+RUN_KEY = "harness.run_key"
+SWEEP_TAG = "harness.sweep"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for other stores."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    # sqlite:///rel.db has path "/rel.db" (relative); sqlite:////abs.db has "//abs.db" (absolute)
+    path = unquote(parsed.path)
+    return Path(path[1:] if path.startswith("/") else path)
+
+
+def _quiet_store_logs() -> None:
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Tracker:
+    """One experiment in one tracking store, opened (and created if need be) on construction."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        _quiet_store_logs()
+        from mlflow import MlflowClient  # import here: mlflow is slow to import
+
+        self.tracking_uri = tracking_uri
+        db = sqlite_path(tracking_uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                artifacts = (db.resolve().parent / "mlartifacts").as_uri() if db is not None else None
+                try:
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+                except Exception:  # created meanwhile by another process: get it
+                    found = self.client.get_experiment_by_name(experiment)
+                    if found is None:
+                        raise
+                    self.experiment_id = found.experiment_id
+            else:
+                if found.lifecycle_stage == "deleted":
+                    raise UsageError(
+                        f"experiment {experiment!r} is deleted in {tracking_uri}; restore it "
+                        f"(mlflow experiments restore) or choose another --experiment"
+                    )
+                self.experiment_id = found.experiment_id
+        except UsageError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"cannot use tracking store {tracking_uri!r}: {first}") from None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def search(self, filter_string: str = "") -> list[Any]:
+        """Every active run of the experiment matching ``filter_string`` (all pages)."""
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=filter_string, max_results=5000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def finished_run_keys(self) -> dict[str, str]:
+        """Run key → id of a FINISHED child run with that key."""
+        runs = self.search("attributes.status = 'FINISHED'")
+        return {r.data.tags[RUN_KEY]: r.info.run_id for r in runs if RUN_KEY in r.data.tags}
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def start_sweep(self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={"harness.kind": "sweep", "host": platform.node(), **tags},
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(
+            run_id,
+            params=_params(
+                {
+                    "methods": ",".join(sweep_dict["methods"]),
+                    "datasets": ",".join(sweep_dict["datasets"]),
+                    "seeds": ",".join(map(str, sweep_dict["seeds"])),
+                    "sizes": ",".join(map(str, sweep_dict["sizes"])),
+                    "resize_filter": sweep_dict["resize_filter"],
+                    "n_jobs": n_jobs,
+                    "n_skipped": n_skipped,
+                }
+            ),
+        )
+        self.client.log_text(run_id, yaml.safe_dump(dict(sweep_dict), sort_keys=False), "sweep.yaml")
+        return run_id
+
+    def start_job(self, parent_id: str, job_dict: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{job_dict['method']}-{job_dict['dataset']}-{job_dict['input_size']}-s{job_dict['seed']}",
+            tags={
+                PARENT_TAG: parent_id,
+                SWEEP_TAG: parent_id,
+                RUN_KEY: job_dict["run_key"],
+                "harness.kind": "job",
+                "harness.method": job_dict["method"],
+                "harness.dataset": job_dict["dataset"],
+                **tags,
+            },
+        )
+        run_id = run.info.run_id
+        params = {
+            "method": job_dict["method"],
+            "dataset": job_dict["dataset"],
+            "dataset_variant": job_dict["dataset_variant"],
+            "input_size": job_dict["input_size"],
+            "native_size": job_dict["native_size"],
+            "resize_filter": job_dict["resize_filter"],
+            "seed": job_dict["seed"],
+            **{f"{job_dict['method']}.{k}": v for k, v in job_dict["params"].items()},
+        }
+        self.client.log_batch(run_id, params=_params(params))
+        return run_id
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int) -> None:
+        from mlflow.entities import Metric
+
+        self.client.log_batch(run_id, metrics=[Metric(key, value, int(time.time() * 1000), step)])
+
+    def finish_job(self, run_id: str, outcome: Any, job_dict: Mapping[str, Any]) -> None:
+        """Log the outcome of a job and close its run with the job's status."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "job.yaml").write_text(yaml.safe_dump(dict(job_dict), sort_keys=False))
+            if outcome.result is not None:
+                result = outcome.result
+                self.client.log_batch(
+                    run_id,
+                    metrics=[Metric(k, float(v), now, 0) for k, v in result["metrics"].items()],
+                    params=_params(result["params"]),
+                    tags=[RunTag(k, str(v)) for k, v in {**result["tags"], "host": result["host"]}.items()],
+                )
+                np.save(out / "labels.npy", result["labels"])
+                if result["embedding"] is not None:
+                    np.save(out / "embedding.npy", result["embedding"])
+            if outcome.traceback:
+                (out / "traceback.txt").write_text(outcome.traceback)
+            if outcome.error:
+                self.client.set_tag(run_id, "harness.error", outcome.error[:5000])
+            self.client.log_artifacts(run_id, str(out))
+        self.client.set_terminated(run_id, status=outcome.status)
+
+    def end_sweep(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(f"jobs_{k}", float(v), now, 0) for k, v in counts.items()])
+        self.client.set_terminated(run_id, status=status)
+
+    def kill(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            self.client.set_terminated(run_id, status="KILLED")
+
+
+def _params(values: Mapping[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, "none" if v is None else str(v)) for k, v in values.items()]

@@ -1,0 +1,162 @@
+"""The small value types that plugins and the core exchange.
+
+A method plugin describes itself with a :class:`MethodSpec`, a dataset plugin with a
+:class:`DatasetSpec`. In a worker, the core hands a method its data and a :class:`JobContext`
+and gets a :class:`MethodResult` back; it scores the labels itself, the same way for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "DatasetSpec",
+    "JobContext",
+    "MethodResult",
+    "MethodSpec",
+    "Param",
+]
+
+ParamType = type[int] | type[float] | type[bool] | type[str]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable parameter of a method, validated by the core before any job runs.
+
+    ``default=None`` with ``nullable=True`` means "unset" (say, no pretrained weights file).
+    ``low``/``high`` bound numbers (inclusive); ``choices`` restricts strings.
+    """
+
+    name: str
+    type: ParamType
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled image set in memory, before any resizing.
+
+    ``images`` is float32 of shape (N, H, W, C) scaled to [0, 1]; ``labels`` is int64 in
+    ``0..n_classes-1``. ``variant`` says which split is included (``"train+test"`` for the papers'
+    protocol) and ``scaling`` how raw values became [0, 1]: both are recorded on every run.
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    n_classes: int
+    variant: str
+    scaling: str
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"dataset {self.name!r}: images must be (N, H, W, C), got {self.images.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.images)} images but {len(self.labels)} labels"
+            )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset plugin offers.
+
+    ``fetch(root, download)`` makes sure the canonical files are under ``root`` with good
+    checksums (downloading them first when ``download`` is true) and raises
+    :class:`harness.data.DataError` naming the file and the fix when it cannot; the CLI calls it
+    for every dataset of a sweep before any job runs. ``load(root)`` verifies and reads them.
+    """
+
+    name: str
+    n_classes: int
+    image_shape: tuple[int, int, int]
+    """Native (H, W, C) of the images; the input-size axis resizes H and W."""
+    n_samples: int
+    fetch: Callable[[Path, bool], object]
+    load: Callable[[Path], Dataset]
+    description: str = ""
+    variant: str = "train+test"
+
+
+class JobContext(Protocol):
+    """What a running method may ask of the harness (implemented by the worker).
+
+    Methods never see the true labels and never talk to MLflow: they report curves and progress
+    here, and the parent process logs them.
+    """
+
+    seed: int
+    device: str
+    """``"auto"`` (use a GPU when the framework sees one), ``"cpu"`` or ``"cuda"``/``"cuda:N"``."""
+    cache_dir: Path
+    """A directory for expensive stages keyed by content (pretrained autoencoders, ...)."""
+    dataset: str
+    input_size: int
+    dry_run: bool
+    """Stop after one batch of each phase: a smoke test of the wiring, not a result."""
+
+    def log_metric(self, key: str, value: float, step: int) -> None:
+        """Record one point of a training curve (pretraining loss per epoch, ...)."""
+
+    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> dict[str, float]:
+        """Score intermediate labels against the truth, log them as a curve at ``step``, return them."""
+
+    def progress(self, completed: float, total: float, description: str = "") -> None:
+        """Tell the user how far the job is (shown in the parent's progress display)."""
+
+
+@dataclass
+class MethodResult:
+    """What a method returns: labels, optionally its embedding, and facts for the run's tags."""
+
+    labels: np.ndarray
+    embedding: np.ndarray | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """Facts worth recording (device used, framework versions, cache hits, determinism flags)."""
+
+
+FitPredict = Callable[..., MethodResult]
+"""``fit_predict(x, *, n_clusters, seed, params, context) -> MethodResult``."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method plugin offers.
+
+    ``input`` says how the core shapes the data for it: ``"flat"`` gives (N, H*W*C) float32,
+    ``"image"`` gives (N, H, W, C). ``fit_predict`` must seed its own framework from ``seed``
+    (the core has already seeded Python's ``random`` and NumPy's global generator).
+    """
+
+    name: str
+    fit_predict: FitPredict
+    params: tuple[Param, ...] = ()
+    input: Literal["flat", "image"] = "flat"
+    framework: str = ""
+    description: str = ""
+    min_size: int = 1
+    """The smallest input size (pixels per side) the method can take."""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+
+ParamValues = Mapping[str, Any]

@@ -1,0 +1,147 @@
+"""What runs inside a job's own process: load data, call the method, score its labels.
+
+The worker never touches the tracking store. It sends messages to the parent over a pipe:
+``("metric", key, value, step)``, ``("progress", completed, total, description)``, then exactly
+one ``("result", payload)`` or ``("error", payload)``. The parent logs them to MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import metrics
+from harness.data import default_cache_dir, default_data_dir
+from harness.plugins import load_registry
+from harness.preprocess import prepare
+from harness.sweep import Job
+
+CURVE_PREFIX = "curve/"
+"""Step metrics from methods are logged under this prefix, apart from the final scores."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker of a sweep shares (picklable: it crosses into a spawned process)."""
+
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    device: str = "auto"
+    blocked_plugins: tuple[str, ...] = ()
+    extra_plugins: tuple[str, ...] = ()
+    """Import paths of plugin modules to register besides the entry points (``--plugin``)."""
+    dry_run: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def seed_python_and_numpy(seed: int) -> None:
+    """Seed the global generators the core controls; methods seed their own framework."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class WorkerContext:
+    """The :class:`harness.types.JobContext` a method receives."""
+
+    def __init__(self, conn: Connection, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
+        self._conn = conn
+        self._labels = labels
+        self.seed = job.seed
+        self.device = settings.device
+        self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        self.dataset = job.dataset
+        self.input_size = job.input_size
+        self.dry_run = settings.dry_run
+
+    def log_metric(self, key: str, value: float, step: int) -> None:
+        self._conn.send(("metric", CURVE_PREFIX + key, float(value), int(step)))
+
+    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> dict[str, float]:
+        scores = metrics.score(self._labels, labels)
+        for key, value in (scores | extra).items():
+            self.log_metric(key, value, step)
+        return scores
+
+    def progress(self, completed: float, total: float, description: str = "") -> None:
+        self._conn.send(("progress", float(completed), float(total), description))
+
+
+def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> None:
+    """Process entry point: run one job and report back; never raises."""
+    try:
+        conn.send(("result", _run(job_dict, settings, conn)))
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+        conn.send(
+            (
+                "error",
+                {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                },
+            )
+        )
+    finally:
+        conn.close()
+
+
+def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> dict[str, Any]:
+    os.environ.update(settings.env)
+    job_dict = {k: v for k, v in job_dict.items() if k != "run_key"}
+    job = Job(**job_dict)
+    registry = load_registry(blocked=settings.blocked_plugins, extra_modules=settings.extra_plugins)
+    method = registry.method(job.method)
+    dataset_spec = registry.dataset(job.dataset)
+
+    root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+    dataset = dataset_spec.load(root)
+    x = prepare(dataset, job.input_size, job.resize_filter, method.input)
+
+    seed_python_and_numpy(job.seed)
+    context = WorkerContext(conn, job, settings, dataset.labels)
+    start = time.perf_counter()
+    result = method.fit_predict(
+        x, n_clusters=dataset.n_classes, seed=job.seed, params=dict(job.params), context=context
+    )
+    runtime = time.perf_counter() - start
+
+    labels = np.asarray(result.labels)
+    if labels.shape != dataset.labels.shape:
+        raise ValueError(
+            f"method {job.method!r} returned {labels.shape} labels for {dataset.labels.shape[0]} samples"
+        )
+    scores = metrics.score(dataset.labels, labels)
+    return {
+        "metrics": scores
+        | {"runtime_s": runtime, "n_clusters_found": float(len(np.unique(labels)))},
+        "params": {
+            "n_samples": len(labels),
+            "n_clusters": dataset.n_classes,
+            "scaling": dataset.scaling,
+        },
+        "tags": {"device": "cpu"}
+        | {f"version.{k}": v for k, v in _versions(("numpy", "scikit-learn", "scipy")).items()}
+        | {k: str(v) for k, v in result.tags.items()},
+        "labels": labels.astype(np.int64),
+        "embedding": None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32),
+        "host": platform.node(),
+    }
