@@ -137,12 +137,6 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         env={"PYTHONHASHSEED": "0"},
     )
     console = Console(stderr=True)
-    n = len(sweep.methods) * len(sweep.datasets) * len(sweep.sizes) * len(sweep.seeds)
-    console.print(
-        f"[bold]harness[/] {len(sweep.methods)} method(s) × {len(sweep.datasets)} dataset(s) × "
-        f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {n} jobs → "
-        f"{sweep.tracking_uri} (experiment {sweep.experiment!r})"
-    )
     report = run_sweep(
         sweep, registry, settings=settings, max_workers=args.jobs, rerun=args.rerun,
         download=args.download, console=console,

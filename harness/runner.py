@@ -64,6 +64,11 @@ def run_sweep(
         registry.dataset(name).fetch(root, download)
 
     tracker = Tracker(sweep.tracking_uri, sweep.experiment)
+    console.print(
+        f"[bold]harness[/] {len(sweep.methods)} method(s) × {len(sweep.datasets)} dataset(s) × "
+        f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {len(jobs)} jobs → "
+        f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"
+    )
     done = {} if rerun else tracker.finished_run_keys()
     todo = [job for job in jobs if job.run_key not in done]
     parent_id = tracker.start_sweep(

@@ -1,0 +1,49 @@
+"""Plugins used by the tests (loaded with ``--plugin harness_test_plugins``).
+
+``flaky`` fails on the seeds listed in its ``fail_seeds`` parameter and otherwise runs k-means
+(one init) on the data, so a sweep has a real mix of finished and failed runs. ``crash`` kills its
+own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+
+from harness import MethodResult, MethodSpec, Param, hookimpl
+
+
+def _kmeans(x, n_clusters, seed):
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit_predict(x)
+
+
+def flaky(x, *, n_clusters, seed, params, context):
+    if str(seed) in params["fail_seeds"].split(","):
+        raise RuntimeError(f"flaky fails on seed {seed} as asked")
+    return MethodResult(labels=_kmeans(x, n_clusters, seed))
+
+
+def crash(x, *, n_clusters, seed, params, context):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def curves(x, *, n_clusters, seed, params, context):
+    labels = _kmeans(x, n_clusters, seed)
+    for step in range(3):
+        context.log_metric("loss", 1.0 / (step + 1), step)
+        context.progress(step + 1, 3, "fake epochs")
+    context.evaluate(labels, step=3)
+    return MethodResult(labels=labels, embedding=x[:, :2].astype(np.float32), tags={"note": "curves"})
+
+
+@hookimpl
+def harness_methods():
+    return [
+        MethodSpec("flaky", flaky, params=(Param("fail_seeds", str, "1", "seeds that fail, comma-separated"),)),
+        MethodSpec("crash", crash),
+        MethodSpec("curves", curves),
+    ]

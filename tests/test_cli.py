@@ -1,0 +1,167 @@
+"""End to end: real sweeps into a temporary MLflow store, read back from MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from harness.cli import main
+from harness.errors import ExitCode
+
+
+def _uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+
+
+def _children(uri: str, experiment: str = "t"):
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'", max_results=1000)
+    return client, exp, runs
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """k-means, a method that fails on seed 1, and one that logs curves: digits, seeds 0-2."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    uri = _uri(tmp)
+    argv = [
+        "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,flaky,curves",
+        "--datasets", "digits", "--seeds", "0-2", "--tracking-uri", uri, "--experiment", "t",
+        "--param", "kmeans.n_init=2",
+    ]
+    code = main(argv)
+    return uri, argv, code
+
+
+def test_sweep_records_one_child_run_per_job(tiny_sweep):
+    uri, _, code = tiny_sweep
+    assert code == ExitCode.JOBS_FAILED  # flaky failed on seed 1; everything else ran
+    client, exp, runs = _children(uri)
+    assert len(runs) == 9
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.data.tags["harness.kind"] == "sweep" and parent.info.status == "FAILED"
+    assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 8
+
+    kmeans = [r for r in runs if r.data.params["method"] == "kmeans"]
+    assert sorted(int(r.data.params["seed"]) for r in kmeans) == [0, 1, 2]
+    for run in kmeans:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["kmeans.n_init"] == "2"
+        assert run.data.params["input_size"] == "8" and run.data.params["resize_filter"] == "none"
+        assert run.data.params["scaling"] == "counts/16" and run.data.params["dataset_variant"] == "all"
+        assert 0.6 < run.data.metrics["acc"] <= 1.0
+        assert {"nmi_geometric", "nmi_arithmetic", "ari", "runtime_s"} <= set(run.data.metrics)
+        assert run.data.tags["harness.method_plugin"].startswith("harness-kmeans-")
+        assert "version.scikit-learn" in run.data.tags and len(run.data.tags["harness.run_key"]) == 16
+        labels = np.load(client.download_artifacts(run.info.run_id, "labels.npy"))
+        assert labels.shape == (1797,)
+
+
+def test_failed_job_is_a_failed_run_with_its_traceback(tiny_sweep):
+    uri, _, _ = tiny_sweep
+    client, _, runs = _children(uri)
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert [(r.data.params["method"], r.data.params["seed"]) for r in failed] == [("flaky", "1")]
+    assert "acc" not in failed[0].data.metrics  # no stand-in score
+    text = Path(client.download_artifacts(failed[0].info.run_id, "traceback.txt")).read_text()
+    assert "RuntimeError: flaky fails on seed 1 as asked" in text and "Traceback" in text
+    assert failed[0].data.tags["harness.error"].startswith("RuntimeError")
+
+
+def test_curves_and_embedding_are_tracked(tiny_sweep):
+    uri, _, _ = tiny_sweep
+    client, _, runs = _children(uri)
+    run = next(r for r in runs if r.data.params["method"] == "curves")
+    loss = client.get_metric_history(run.info.run_id, "curve/loss")
+    assert [(m.step, m.value) for m in sorted(loss, key=lambda m: m.step)] == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+    acc = client.get_metric_history(run.info.run_id, "curve/acc")
+    assert [m.step for m in acc] == [3]
+    assert acc[0].value == pytest.approx(run.data.metrics["acc"])
+    assert np.load(client.download_artifacts(run.info.run_id, "embedding.npy")).shape == (1797, 2)
+    assert run.data.tags["note"] == "curves"
+
+
+def test_rerun_skips_finished_jobs_and_duplicates_nothing(tiny_sweep, capsys):
+    uri, argv, _ = tiny_sweep
+    capsys.readouterr()
+    assert main(argv) == ExitCode.JOBS_FAILED  # only the failed job ran again, and failed again
+    err = capsys.readouterr().err
+    assert "8 of 9 jobs already finished" in err
+    _, _, runs = _children(uri)
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == 8
+    assert len({r.data.tags["harness.run_key"] for r in finished}) == 8
+    assert sum(r.info.status == "FAILED" for r in runs) == 2
+
+
+def test_summary_counts_failures_and_excludes_them(tiny_sweep, capsys):
+    _, argv, _ = tiny_sweep
+    main(argv)
+    out = capsys.readouterr().out
+    flaky_row = next(line for line in out.splitlines() if "flaky" in line)
+    assert "2 (1 failed)" in flaky_row
+    kmeans_row = next(line for line in out.splitlines() if "kmeans" in line)
+    assert "±" in kmeans_row
+
+
+def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
+    uri = _uri(tmp_path)
+    code = main([
+        "run", "--plugin", "harness_test_plugins", "--methods", "crash,kmeans", "--datasets", "digits",
+        "--seeds", "0", "--tracking-uri", uri, "--experiment", "t", "--param", "kmeans.n_init=1",
+    ])
+    assert code == ExitCode.JOBS_FAILED
+    client, _, runs = _children(uri)
+    status = {r.data.params["method"]: r for r in runs}
+    assert status["kmeans"].info.status == "FINISHED"
+    assert status["crash"].info.status == "FAILED"
+    assert "killed by signal 9" in status["crash"].data.tags["harness.error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "kmean"], "unknown method 'kmean' (did you mean 'kmeans'?)"),
+        (["--datasets", "mnist", "--data-dir", "{tmp}/nodata"], "mnist: missing file"),
+        (["--seeds", "5-1"], "seeds: expected a range low-high"),
+        (["--sizes", "0"], "sizes: expected positive integers"),
+        (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
+        (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
+        (["--jobs", "0"], "--jobs: expected an integer >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_store(tmp_path, capsys, args, message):
+    uri = _uri(tmp_path)
+    argv = ["run", "--tracking-uri", uri, *[a.format(tmp=tmp_path) for a in args]]
+    assert main(argv) == ExitCode.USAGE_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "store").exists()
+
+
+def test_list_json_names_providers_and_parameters(capsys):
+    assert main(["list", "--json"]) == ExitCode.OK
+    listing = json.loads(capsys.readouterr().out)
+    kmeans = next(m for m in listing["methods"] if m["name"] == "kmeans")
+    assert kmeans["distribution"] == "harness-kmeans" and kmeans["version"]
+    n_init = next(p for p in kmeans["params"] if p["name"] == "n_init")
+    assert n_init["default"] == 20 and n_init["type"] == "int" and n_init["help"]
+    assert {d["name"] for d in listing["datasets"]} >= {"digits", "mnist", "fmnist", "usps", "coil20"}
+
+
+def test_data_command_reports_missing_files(tmp_path, capsys):
+    assert main(["data", "usps", "--data-dir", str(tmp_path)]) == ExitCode.USAGE_ERROR
+    assert "missing file" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_data_command_verifies_real_files(shared_data, capsys):
+    assert main(["data", "usps", "coil20", "--data-dir", str(shared_data)]) == ExitCode.OK
+    assert capsys.readouterr().out.count("checksums verified") == 2

@@ -1,0 +1,131 @@
+"""Discovery through the ``harness`` entry-point group, provenance, and contract errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import types
+
+import pytest
+
+from harness import DatasetSpec, MethodResult, MethodSpec, hookimpl
+from harness.errors import UsageError
+from harness.plugins import PluginError, build_registry, make_plugin_manager
+
+
+class FakeEntryPoint:
+    def __init__(self, name, obj, group="harness"):
+        self.name, self.group, self._obj, self.value = name, group, obj, f"fake:{name}"
+
+    def load(self):
+        if isinstance(self._obj, Exception):
+            raise self._obj
+        return self._obj
+
+
+class FakeDist:
+    def __init__(self, name, version, entry_points):
+        self.metadata = {"name": name}
+        self.version = version
+        self.entry_points = entry_points
+        self._normalized_name = name
+
+
+def _method_plugin(name):
+    mod = types.ModuleType(f"plugin_{name}")
+
+    @hookimpl
+    def harness_methods():
+        return [MethodSpec(name, lambda *a, **k: MethodResult(labels=None))]
+
+    mod.harness_methods = harness_methods
+    return mod
+
+
+@pytest.fixture
+def fake_dists(monkeypatch):
+    dists = []
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda: list(dists))
+    return dists
+
+
+def test_built_ins_register_through_entry_points_like_third_parties(registry):
+    assert registry.methods["kmeans"][1].distribution == "harness-kmeans"
+    assert registry.datasets["mnist"][1].distribution == "harness-datasets"
+    assert {"digits", "mnist", "fmnist", "usps", "coil20"} <= set(registry.datasets)
+
+
+def test_third_party_plugin_is_discovered_with_its_distribution(fake_dists):
+    fake_dists.append(FakeDist("harness-toy", "1.2.3", [FakeEntryPoint("toy", _method_plugin("toy"))]))
+    registry = build_registry(make_plugin_manager())
+    spec, provider = registry.methods["toy"]
+    assert spec.name == "toy"
+    assert (provider.plugin, provider.distribution, provider.version) == ("toy", "harness-toy", "1.2.3")
+    assert str(provider) == "harness-toy-1.2.3"
+
+
+def test_blocked_plugin_is_not_loaded(fake_dists):
+    fake_dists.append(FakeDist("harness-toy", "1.0", [FakeEntryPoint("toy", _method_plugin("toy"))]))
+    registry = build_registry(make_plugin_manager(blocked=["toy"]))
+    assert "toy" not in registry.methods
+
+
+def test_same_method_from_two_plugins_names_both(fake_dists):
+    fake_dists.append(FakeDist("harness-a", "1.0", [FakeEntryPoint("a", _method_plugin("dup"))]))
+    fake_dists.append(FakeDist("harness-b", "2.0", [FakeEntryPoint("b", _method_plugin("dup"))]))
+    with pytest.raises(PluginError, match="method 'dup' is provided twice: by plugin '.' \\(harness-.-.\\.0\\) and by plugin '.'"):
+        build_registry(make_plugin_manager())
+
+
+def test_plugin_that_fails_to_import_is_named(fake_dists):
+    fake_dists.append(FakeDist("harness-broken", "0.1", [FakeEntryPoint("broken", ImportError("no module named torch"))]))
+    with pytest.raises(PluginError, match="plugin 'broken \\(harness-broken\\)' failed to load: no module named torch") as info:
+        make_plugin_manager()
+    assert info.value.plugin.startswith("broken")
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_wrong_return_type_is_a_contract_error(fake_dists):
+    mod = types.ModuleType("bad")
+
+    @hookimpl
+    def harness_datasets():
+        return ["not a spec"]
+
+    mod.harness_datasets = harness_datasets
+    fake_dists.append(FakeDist("harness-bad", "0.1", [FakeEntryPoint("bad", mod)]))
+    with pytest.raises(PluginError, match="harness_datasets\\(\\) returned 'not a spec', expected DatasetSpec"):
+        build_registry(make_plugin_manager())
+
+
+def test_misspelt_hook_is_rejected(fake_dists):
+    mod = types.ModuleType("typo")
+
+    @hookimpl
+    def harness_method():  # missing "s"
+        return []
+
+    mod.harness_method = harness_method
+    fake_dists.append(FakeDist("harness-typo", "0.1", [FakeEntryPoint("typo", mod)]))
+    with pytest.raises(Exception, match="unknown hook 'harness_method'"):
+        make_plugin_manager()
+
+
+def test_extra_module_by_import_path(fake_dists):
+    registry = build_registry(make_plugin_manager(extra_modules=["harness_test_plugins"]))
+    assert {"flaky", "crash", "curves"} <= set(registry.methods)
+    with pytest.raises(UsageError, match="--plugin 'no_such_module_xyz': cannot import it"):
+        make_plugin_manager(extra_modules=["no_such_module_xyz"])
+
+
+def test_unknown_name_suggests_the_closest(registry):
+    with pytest.raises(UsageError, match="unknown dataset 'fminst' \\(did you mean 'fmnist'\\?\\)"):
+        registry.dataset("fminst")
+
+
+def test_every_hook_is_documented_where_declared():
+    from harness import hookspecs
+
+    for name in ("harness_methods", "harness_datasets"):
+        doc = getattr(hookspecs, name).__doc__
+        assert doc and ":returns:" in doc, name
+    assert DatasetSpec.__doc__ and MethodSpec.__doc__
