@@ -11,7 +11,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -37,7 +37,6 @@ class _Running:
     conn: Connection
     outcome: Outcome | None = None
     closed: bool = False
-    messages: list = field(default_factory=list)
 
 
 class LocalExecutor:
