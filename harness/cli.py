@@ -163,11 +163,11 @@ def _pm(mean: float, std: float) -> str:
 
 
 def summary_table(summary) -> Table:
-    table = Table(title="mean ± sample std over seeds (finished runs only)")
+    table = Table(title="mean ± sample std over seeds", caption="seeds: finished (/ all, where some did not finish)")
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
         table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
     for row in summary.itertuples(index=False):
-        seeds = f"{row.n_finished}" + (f" ({row.n_failed} failed)" if row.n_failed else "")
+        seeds = f"{row.n_finished}" + (f"/{row.n_finished + row.n_failed}" if row.n_failed else "")
         table.add_row(
             row.dataset, str(row.input_size), row.method,
             _pm(row.acc_mean, row.acc_std), _pm(row.nmi_geometric_mean, row.nmi_geometric_std), seeds,

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 RUN_KEY = "harness.run_key"
 SWEEP_TAG = "harness.sweep"
 PARENT_TAG = "mlflow.parentRunId"
+_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_FLUSH_SECONDS = 5.0
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -50,6 +52,8 @@ class Tracker:
         from mlflow import MlflowClient  # import here: mlflow is slow to import
 
         self.tracking_uri = tracking_uri
+        self._pending: dict[str, list[Any]] = {}
+        self._flushed: dict[str, float] = {}
         db = sqlite_path(tracking_uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -152,14 +156,26 @@ class Tracker:
         return run_id
 
     def log_metric(self, run_id: str, key: str, value: float, step: int) -> None:
+        """Buffer one curve point; points are written in batches, at least every few seconds."""
         from mlflow.entities import Metric
 
-        self.client.log_batch(run_id, metrics=[Metric(key, value, int(time.time() * 1000), step)])
+        now = time.time()
+        self._pending.setdefault(run_id, []).append(Metric(key, value, int(now * 1000), step))
+        if len(self._pending[run_id]) >= _BATCH or now - self._flushed.get(run_id, 0.0) > _FLUSH_SECONDS:
+            self.flush(run_id)
+
+    def flush(self, run_id: str) -> None:
+        pending = self._pending.pop(run_id, [])
+        for start in range(0, len(pending), _BATCH):
+            self.client.log_batch(run_id, metrics=pending[start : start + _BATCH])
+        self._flushed[run_id] = time.time()
 
     def finish_job(self, run_id: str, outcome: Any, job_dict: Mapping[str, Any]) -> None:
         """Log the outcome of a job and close its run with the job's status."""
         from mlflow.entities import Metric, RunTag
 
+        self.flush(run_id)
+        self._flushed.pop(run_id, None)
         now = int(time.time() * 1000)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
@@ -191,6 +207,7 @@ class Tracker:
 
     def kill(self, run_ids: Iterable[str]) -> None:
         for run_id in run_ids:
+            self.flush(run_id)
             self.client.set_terminated(run_id, status="KILLED")
 
 

@@ -7,7 +7,7 @@ and gets a :class:`MethodResult` back; it scores the labels itself, the same way
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -159,4 +159,3 @@ class MethodSpec:
         return {p.name: p.default for p in self.params}
 
 
-ParamValues = Mapping[str, Any]
