@@ -32,11 +32,17 @@ examples:
 
 def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--plugin", action="append", default=[], metavar="MODULE",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="also load the plugin module MODULE (an import path), like pytest's -p",
     )
     parser.add_argument(
-        "--no-plugin", action="append", default=[], metavar="NAME",
+        "--no-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="do not load the entry point NAME (see `harness list` for the names)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -45,7 +51,8 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
-        description="Benchmark clustering methods across datasets, seeds and input sizes; results go to MLflow.",
+        description="Benchmark clustering methods across datasets, seeds and input sizes; "
+        "results go to MLflow.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,25 +65,50 @@ def build_parser() -> argparse.ArgumentParser:
         "the config file, which overrides the quick default sweep (configs/quick.yaml). Jobs that "
         "already finished in the experiment are skipped.",
     )
-    run.add_argument("--config", metavar="FILE", help="YAML sweep file (keys: " + ", ".join(config_mod.KEYS) + ")")
-    run.add_argument("--methods", metavar="LIST", help="comma-separated method names, or 'all' (default: all)")
+    run.add_argument(
+        "--config", metavar="FILE", help="YAML sweep file (keys: " + ", ".join(config_mod.KEYS) + ")"
+    )
+    run.add_argument(
+        "--methods", metavar="LIST", help="comma-separated method names, or 'all' (default: all)"
+    )
     run.add_argument("--datasets", metavar="LIST", help="comma-separated dataset names (default: digits)")
     run.add_argument("--seeds", metavar="SEEDS", help="seeds such as 0-9 or 0,3,5-7 (default: 0-2)")
-    run.add_argument("--sizes", metavar="SIZES", help="input sizes in pixels per side, e.g. 28,32, or 'native' (default)")
-    run.add_argument("--resize-filter", choices=config_mod.RESIZE_FILTERS, help="filter used to resize (default: bilinear)")
     run.add_argument(
-        "--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+        "--sizes", metavar="SIZES", help="input sizes in pixels per side, e.g. 28,32, or 'native' (default)"
+    )
+    run.add_argument(
+        "--resize-filter", choices=config_mod.RESIZE_FILTERS, help="filter used to resize (default: bilinear)"
+    )
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="METHOD.NAME=VALUE",
         help="set a method parameter, e.g. kmeans.n_init=10 (repeatable; see `harness list`)",
     )
-    run.add_argument("--data-dir", metavar="DIR", help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)")
-    run.add_argument("--cache-dir", metavar="DIR", help="cache of expensive stages such as pretrained autoencoders")
-    run.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)",
+    )
+    run.add_argument(
+        "--cache-dir", metavar="DIR", help="cache of expensive stages such as pretrained autoencoders"
+    )
+    run.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
+    )
     run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: harness)")
     run.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
-    run.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes at a time (default: 1)")
+    run.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes at a time (default: 1)"
+    )
     run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
-    run.add_argument("--download", action="store_true", help="download missing datasets first (needs a network)")
-    run.add_argument("--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test)")
+    run.add_argument(
+        "--download", action="store_true", help="download missing datasets first (needs a network)"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test)"
+    )
     _add_plugin_options(run)
 
     lst = sub.add_parser("list", help="show the installed methods and datasets, with their parameters")
@@ -85,13 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="check the dataset files, or download them")
     data.add_argument("names", nargs="*", help="datasets (default: all)")
-    data.add_argument("--data-dir", metavar="DIR", help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)")
+    data.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)",
+    )
     data.add_argument("--download", action="store_true", help="download what is missing (needs a network)")
     _add_plugin_options(data)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
-    ui.add_argument("--tracking-uri", metavar="URI", default=None, help="MLflow tracking URI (default: sqlite:///mlflow.db)")
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    ui.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        default=None,
+        help="MLflow tracking URI (default: sqlite:///mlflow.db)",
+    )
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
+    )
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
@@ -138,20 +181,31 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     )
     console = Console(stderr=True)
     report = run_sweep(
-        sweep, registry, settings=settings, max_workers=args.jobs, rerun=args.rerun,
-        download=args.download, console=console,
+        sweep,
+        registry,
+        settings=settings,
+        max_workers=args.jobs,
+        rerun=args.rerun,
+        download=args.download,
+        console=console,
     )
     out = Console()
     out.print(summary_table(report.summary))
     console.print(
         f"{report.finished} finished, {len(report.failed)} failed, {report.skipped} skipped "
         f"· sweep run {report.parent_run_id} · browse with: harness ui"
-        + (f" --tracking-uri {sweep.tracking_uri}" if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"] else "")
+        + (
+            f" --tracking-uri {sweep.tracking_uri}"
+            if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
+            else ""
+        )
     )
     for job, error in report.failed:
         console.print(f"[red]failed[/] {job.label}: {error}")
     if report.interrupted:
-        console.print("[yellow]interrupted[/]: the runs in progress are marked KILLED; rerun the same command to resume")
+        console.print(
+            "[yellow]interrupted[/]: the runs in progress are marked KILLED; rerun the same command to resume"
+        )
         return ExitCode.INTERRUPTED
     return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
 
@@ -163,14 +217,20 @@ def _pm(mean: float, std: float) -> str:
 
 
 def summary_table(summary) -> Table:
-    table = Table(title="mean ± sample std over seeds", caption="seeds: finished (/ all, where some did not finish)")
+    table = Table(
+        title="mean ± sample std over seeds", caption="seeds: finished (/ all, where some did not finish)"
+    )
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
         table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
     for row in summary.itertuples(index=False):
         seeds = f"{row.n_finished}" + (f"/{row.n_finished + row.n_failed}" if row.n_failed else "")
         table.add_row(
-            row.dataset, str(row.input_size), row.method,
-            _pm(row.acc_mean, row.acc_std), _pm(row.nmi_geometric_mean, row.nmi_geometric_std), seeds,
+            row.dataset,
+            str(row.input_size),
+            row.method,
+            _pm(row.acc_mean, row.acc_std),
+            _pm(row.nmi_geometric_mean, row.nmi_geometric_std),
+            seeds,
         )
     return table
 
@@ -204,8 +264,13 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
         datasets.add_column(col)
     for name, (spec, provider) in sorted(registry.datasets.items()):
         datasets.add_row(
-            name, str(provider), str(spec.n_classes), f"{spec.n_samples:,}",
-            "×".join(map(str, spec.image_shape)), spec.variant, spec.description,
+            name,
+            str(provider),
+            str(spec.n_classes),
+            f"{spec.n_samples:,}",
+            "×".join(map(str, spec.image_shape)),
+            spec.variant,
+            spec.description,
         )
     console.print(datasets)
     return ExitCode.OK
@@ -215,11 +280,21 @@ def _listing(registry: Registry) -> dict:
     return {
         "methods": [
             {
-                "name": name, "distribution": provider.distribution, "version": provider.version,
-                "plugin": provider.plugin, "framework": spec.framework, "input": spec.input,
+                "name": name,
+                "distribution": provider.distribution,
+                "version": provider.version,
+                "plugin": provider.plugin,
+                "framework": spec.framework,
+                "input": spec.input,
                 "description": spec.description,
                 "params": [
-                    {"name": p.name, "type": p.type.__name__, "default": p.default, "accepts": describe(p), "help": p.help}
+                    {
+                        "name": p.name,
+                        "type": p.type.__name__,
+                        "default": p.default,
+                        "accepts": describe(p),
+                        "help": p.help,
+                    }
                     for p in spec.params
                 ],
             }
@@ -227,9 +302,15 @@ def _listing(registry: Registry) -> dict:
         ],
         "datasets": [
             {
-                "name": name, "distribution": provider.distribution, "version": provider.version,
-                "plugin": provider.plugin, "n_classes": spec.n_classes, "n_samples": spec.n_samples,
-                "image_shape": list(spec.image_shape), "variant": spec.variant, "description": spec.description,
+                "name": name,
+                "distribution": provider.distribution,
+                "version": provider.version,
+                "plugin": provider.plugin,
+                "n_classes": spec.n_classes,
+                "n_samples": spec.n_samples,
+                "image_shape": list(spec.image_shape),
+                "variant": spec.variant,
+                "description": spec.description,
             }
             for name, (spec, provider) in sorted(registry.datasets.items())
         ],
@@ -264,9 +345,27 @@ def cmd_ui(args: argparse.Namespace) -> ExitCode:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
-        raise UsageError(f"--tracking-uri: no tracking store at {db} (run `harness run` first, or pass the URI the runs went to)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop); the runs table of an experiment is at #/experiments/<id>/runs", file=sys.stderr)
+        raise UsageError(
+            f"--tracking-uri: no tracking store at {db} "
+            "(run `harness run` first, or pass the URI the runs went to)"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(
+        f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop); "
+        "an experiment's runs table is at #/experiments/<id>/runs",
+        file=sys.stderr,
+    )
     os.execv(sys.executable, command)
     return ExitCode.OK  # not reached
 

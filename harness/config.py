@@ -56,7 +56,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"config file {str(path)!r} is not valid YAML ({where.strip() or 'parse error'}: {problem})") from None
+        raise UsageError(
+            f"config file {str(path)!r} is not valid YAML ({where.strip() or 'parse error'}: {problem})"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

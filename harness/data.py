@@ -69,8 +69,10 @@ class Resource:
 
 
 def _fix_hint(dataset: str, resource: Resource, root: Path) -> str:
-    how = f"run `harness data --download {dataset}` on a machine with a network" if resource.urls else (
-        "download it by hand"
+    how = (
+        f"run `harness data --download {dataset}` on a machine with a network"
+        if resource.urls
+        else ("download it by hand")
     )
     return (
         f"{how}, or point --data-dir (or ${DATA_DIR_ENV}) at a folder that holds "
@@ -119,8 +121,7 @@ def download(dataset: str, resource: Resource, root: Path) -> Path:
             if dest.exists() and isinstance(exc, DataError):
                 dest.unlink()
     raise DataError(
-        f"{dataset}: could not download {resource.path} from any mirror ("
-        + "; ".join(failures) + ")"
+        f"{dataset}: could not download {resource.path} from any mirror (" + "; ".join(failures) + ")"
     )
 
 

@@ -55,7 +55,7 @@ class LocalExecutor:
         on_message: Callable[[Job, tuple], None],
         on_done: Callable[[Outcome], None],
     ) -> None:
-        """Run ``jobs``; call ``on_start`` before each, ``on_message`` per worker message, ``on_done`` after."""
+        """Run ``jobs``: ``on_start`` before each, ``on_message`` per worker message, ``on_done`` after."""
         pending = deque(jobs)
         try:
             while pending or self._running:

@@ -79,7 +79,10 @@ def run_sweep(
     )
     report = SweepReport(parent_id, tracker.experiment_id, len(jobs), skipped=len(jobs) - len(todo))
     if report.skipped:
-        console.print(f"[dim]{report.skipped} of {len(jobs)} jobs already finished in this experiment: skipped (use --rerun to run them again)[/]")
+        console.print(
+            f"[dim]{report.skipped} of {len(jobs)} jobs already finished in this experiment: "
+            "skipped (use --rerun to run them again)[/]"
+        )
 
     run_ids: dict[str, str] = {}  # run key -> child run id, for the jobs running now
     job_tasks: dict[str, TaskID] = {}
@@ -149,7 +152,12 @@ def run_sweep(
     tracker.end_sweep(
         parent_id,
         status,
-        {"total": len(jobs), "skipped": report.skipped, "finished": report.finished, "failed": len(report.failed)},
+        {
+            "total": len(jobs),
+            "skipped": report.skipped,
+            "finished": report.finished,
+            "failed": len(report.failed),
+        },
     )
 
     from harness_reports import load_runs, summarize
@@ -157,4 +165,3 @@ def run_sweep(
     report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=[j.run_key for j in jobs])
     report.summary = summarize(report.runs)
     return report
-

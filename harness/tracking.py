@@ -63,7 +63,9 @@ class Tracker:
             if found is None:
                 artifacts = (db.resolve().parent / "mlartifacts").as_uri() if db is not None else None
                 try:
-                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifacts)
+                    self.experiment_id = self.client.create_experiment(
+                        experiment, artifact_location=artifacts
+                    )
                 except Exception:  # created meanwhile by another process: get it
                     found = self.client.get_experiment_by_name(experiment)
                     if found is None:
@@ -103,7 +105,9 @@ class Tracker:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def start_sweep(self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]) -> str:
+    def start_sweep(
+        self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]
+    ) -> str:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -202,7 +206,9 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(f"jobs_{k}", float(v), now, 0) for k, v in counts.items()])
+        self.client.log_batch(
+            run_id, metrics=[Metric(f"jobs_{k}", float(v), now, 0) for k, v in counts.items()]
+        )
         self.client.set_terminated(run_id, status=status)
 
     def kill(self, run_ids: Iterable[str]) -> None:

@@ -157,5 +157,3 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
-
-

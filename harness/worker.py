@@ -131,8 +131,7 @@ def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -
         )
     scores = metrics.score(dataset.labels, labels)
     return {
-        "metrics": scores
-        | {"runtime_s": runtime, "n_clusters_found": float(len(np.unique(labels)))},
+        "metrics": scores | {"runtime_s": runtime, "n_clusters_found": float(len(np.unique(labels)))},
         "params": {
             "n_samples": len(labels),
             "n_clusters": dataset.n_classes,

@@ -30,9 +30,21 @@ def tiny_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     uri = _uri(tmp)
     argv = [
-        "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,flaky,curves",
-        "--datasets", "digits", "--seeds", "0-2", "--tracking-uri", uri, "--experiment", "t",
-        "--param", "kmeans.n_init=2",
+        "run",
+        "--plugin",
+        "harness_test_plugins",
+        "--methods",
+        "kmeans,flaky,curves",
+        "--datasets",
+        "digits",
+        "--seeds",
+        "0-2",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+        "--param",
+        "kmeans.n_init=2",
     ]
     code = main(argv)
     return uri, argv, code
@@ -113,10 +125,25 @@ def test_summary_counts_failures_and_excludes_them(tiny_sweep, capsys):
 
 def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
     uri = _uri(tmp_path)
-    code = main([
-        "run", "--plugin", "harness_test_plugins", "--methods", "crash,kmeans", "--datasets", "digits",
-        "--seeds", "0", "--tracking-uri", uri, "--experiment", "t", "--param", "kmeans.n_init=1",
-    ])
+    code = main(
+        [
+            "run",
+            "--plugin",
+            "harness_test_plugins",
+            "--methods",
+            "crash,kmeans",
+            "--datasets",
+            "digits",
+            "--seeds",
+            "0",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "t",
+            "--param",
+            "kmeans.n_init=1",
+        ]
+    )
     assert code == ExitCode.JOBS_FAILED
     client, _, runs = _children(uri)
     status = {r.data.params["method"]: r for r in runs}
@@ -182,7 +209,9 @@ def test_ui_serves_the_store_on_localhost(tiny_sweep):
     harness = shutil.which("harness", path=str(Path(sys.executable).parent)) or "harness"
     proc = subprocess.Popen(
         [harness, "ui", "--tracking-uri", uri, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 90

@@ -44,7 +44,13 @@ def test_flags_override_the_file(registry, tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0-9", tuple(range(10))), ("0,2,5-7", (0, 2, 5, 6, 7)), (3, (3,)), ([4, "1-2"], (4, 1, 2)), ("1,1,1", (1,))],
+    [
+        ("0-9", tuple(range(10))),
+        ("0,2,5-7", (0, 2, 5, 6, 7)),
+        (3, (3,)),
+        ([4, "1-2"], (4, 1, 2)),
+        ("1,1,1", (1,)),
+    ],
 )
 def test_parse_seeds(value, expected):
     assert parse_seeds(value) == expected
@@ -67,10 +73,22 @@ def test_parse_sizes():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"method": ["kmeans"]}, "unknown config key 'method' \\(did you mean 'methods'\\?\\); valid keys: experiment, methods"),
-        ({"methods": ["kmean"]}, "unknown method 'kmean' \\(did you mean 'kmeans'\\?\\); installed methods: .*kmeans"),
-        ({"datasets": "mnst"}, "unknown dataset 'mnst' \\(did you mean 'mnist'\\?\\); installed datasets: coil20, digits"),
-        ({"params": {"kmeans": {"ninit": 3}}}, "method 'kmeans' has no parameter 'ninit' \\(did you mean 'n_init'\\?\\)"),
+        (
+            {"method": ["kmeans"]},
+            "unknown config key 'method' \\(did you mean 'methods'\\?\\); valid keys: experiment, methods",
+        ),
+        (
+            {"methods": ["kmean"]},
+            "unknown method 'kmean' \\(did you mean 'kmeans'\\?\\); installed methods: .*kmeans",
+        ),
+        (
+            {"datasets": "mnst"},
+            "unknown dataset 'mnst' \\(did you mean 'mnist'\\?\\); installed datasets: coil20, digits",
+        ),
+        (
+            {"params": {"kmeans": {"ninit": 3}}},
+            "method 'kmeans' has no parameter 'ninit' \\(did you mean 'n_init'\\?\\)",
+        ),
         ({"params": {"kmeans": {"n_init": 0}}}, "parameter 'n_init' must be an integer >= 1, got 0"),
         ({"params": {"kmeenz": {}}}, "unknown method 'kmeenz'"),
         ({"resize_filter": "cubic"}, "resize_filter: expected one of nearest, box, bilinear"),
@@ -103,6 +121,8 @@ def test_missing_config_file(tmp_path):
 
 
 def test_param_flag_syntax():
-    assert parse_param_flags(["kmeans.n_init=3", "kmeans.tol=1e-3"]) == {"kmeans": {"n_init": "3", "tol": "1e-3"}}
+    assert parse_param_flags(["kmeans.n_init=3", "kmeans.tol=1e-3"]) == {
+        "kmeans": {"n_init": "3", "tol": "1e-3"}
+    }
     with pytest.raises(UsageError, match="expected METHOD.NAME=VALUE"):
         parse_param_flags(["n_init=3"])

@@ -71,7 +71,10 @@ def test_corrupt_file_is_named_with_expected_checksum_and_fix(shared_data, tmp_p
     data = bytearray(target.read_bytes())
     data[5000] ^= 0xFF
     target.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=r"usps: file .*usps\.h5 is corrupt: SHA256 [0-9a-f]{64}, expected 734f88c5.*harness data --download usps"):
+    with pytest.raises(
+        DataError,
+        match=r"usps: file .*usps\.h5 is corrupt: SHA256 [0-9a-f]{64}, expected 734f88c5.*harness data --download usps",
+    ):
         USPS().load(tmp_path)
 
 
@@ -83,7 +86,10 @@ def test_truncated_file(shared_data, tmp_path):
 
 
 def test_missing_file_says_how_to_get_it(tmp_path):
-    with pytest.raises(DataError, match=r"mnist: missing file .*train-images-idx3-ubyte\.gz; run `harness data --download mnist`.*--data-dir"):
+    with pytest.raises(
+        DataError,
+        match=r"mnist: missing file .*train-images-idx3-ubyte\.gz; run `harness data --download mnist`.*--data-dir",
+    ):
         MNIST().load(tmp_path)
 
 

@@ -62,7 +62,14 @@ def test_coerce_rejects_with_the_value_and_the_rule(name, given, message):
 
 def test_resolve_fills_defaults_and_names_unknown_parameters():
     assert resolve(SPEC, {"tol": "0.1"}) == {
-        "maxiter": 20000, "tol": 0.1, "attention": False, "mode": "cae", "ae_weights": None,
+        "maxiter": 20000,
+        "tol": 0.1,
+        "attention": False,
+        "mode": "cae",
+        "ae_weights": None,
     }
-    with pytest.raises(UsageError, match="has no parameter 'max_iter' \\(did you mean 'maxiter'\\?\\); its parameters: maxiter, tol"):
+    with pytest.raises(
+        UsageError,
+        match="has no parameter 'max_iter' \\(did you mean 'maxiter'\\?\\); its parameters: maxiter, tol",
+    ):
         resolve(SPEC, {"max_iter": 5})

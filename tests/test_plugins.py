@@ -72,13 +72,20 @@ def test_blocked_plugin_is_not_loaded(fake_dists):
 def test_same_method_from_two_plugins_names_both(fake_dists):
     fake_dists.append(FakeDist("harness-a", "1.0", [FakeEntryPoint("a", _method_plugin("dup"))]))
     fake_dists.append(FakeDist("harness-b", "2.0", [FakeEntryPoint("b", _method_plugin("dup"))]))
-    with pytest.raises(PluginError, match="method 'dup' is provided twice: by plugin '.' \\(harness-.-.\\.0\\) and by plugin '.'"):
+    with pytest.raises(
+        PluginError,
+        match="method 'dup' is provided twice: by plugin '.' \\(harness-.-.\\.0\\) and by plugin '.'",
+    ):
         build_registry(make_plugin_manager())
 
 
 def test_plugin_that_fails_to_import_is_named(fake_dists):
-    fake_dists.append(FakeDist("harness-broken", "0.1", [FakeEntryPoint("broken", ImportError("no module named torch"))]))
-    with pytest.raises(PluginError, match="plugin 'broken \\(harness-broken\\)' failed to load: no module named torch") as info:
+    fake_dists.append(
+        FakeDist("harness-broken", "0.1", [FakeEntryPoint("broken", ImportError("no module named torch"))])
+    )
+    with pytest.raises(
+        PluginError, match="plugin 'broken \\(harness-broken\\)' failed to load: no module named torch"
+    ) as info:
         make_plugin_manager()
     assert info.value.plugin.startswith("broken")
     assert isinstance(info.value.__cause__, ImportError)
@@ -93,7 +100,9 @@ def test_wrong_return_type_is_a_contract_error(fake_dists):
 
     mod.harness_datasets = harness_datasets
     fake_dists.append(FakeDist("harness-bad", "0.1", [FakeEntryPoint("bad", mod)]))
-    with pytest.raises(PluginError, match="harness_datasets\\(\\) returned 'not a spec', expected DatasetSpec"):
+    with pytest.raises(
+        PluginError, match="harness_datasets\\(\\) returned 'not a spec', expected DatasetSpec"
+    ):
         build_registry(make_plugin_manager())
 
 

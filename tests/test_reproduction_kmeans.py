@@ -21,10 +21,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 )
 def test_kmeans_reproduces_pixel_baseline(shared_data, tmp_path, dataset, seeds, acc, nmi):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main([
-        "run", "--methods", "kmeans", "--datasets", dataset, "--seeds", seeds,
-        "--data-dir", str(shared_data), "--tracking-uri", uri, "--experiment", "repro",
-    ])
+    code = main(
+        [
+            "run",
+            "--methods",
+            "kmeans",
+            "--datasets",
+            dataset,
+            "--seeds",
+            seeds,
+            "--data-dir",
+            str(shared_data),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "repro",
+        ]
+    )
     assert code == 0
     client = MlflowClient(tracking_uri=uri)
     runs = load_runs(client, client.get_experiment_by_name("repro").experiment_id)

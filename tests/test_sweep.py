@@ -18,7 +18,12 @@ def test_grid_is_complete_and_seeds_are_paired(registry):
     for job in jobs:
         by_cell.setdefault((job.dataset, job.input_size, job.method), []).append(job.seed)
     assert all(seeds == [0, 1, 2] for seeds in by_cell.values())
-    assert {(j.dataset, j.input_size) for j in jobs} == {("digits", 8), ("digits", 28), ("usps", 16), ("usps", 28)}
+    assert {(j.dataset, j.input_size) for j in jobs} == {
+        ("digits", 8),
+        ("digits", 28),
+        ("usps", 16),
+        ("usps", 28),
+    }
 
 
 def test_native_size_is_not_resized_and_equals_asking_for_it(registry):
@@ -33,13 +38,17 @@ def test_native_size_is_not_resized_and_equals_asking_for_it(registry):
 def test_run_keys_are_stable_and_unique(registry):
     sweep = build_sweep(registry, {"datasets": ["digits"], "seeds": "0-4"})
     first = [j.run_key for j in expand(sweep, registry)]
-    again = [j.run_key for j in expand(build_sweep(registry, {"datasets": ["digits"], "seeds": "0-4"}), registry)]
+    again = [
+        j.run_key for j in expand(build_sweep(registry, {"datasets": ["digits"], "seeds": "0-4"}), registry)
+    ]
     assert first == again
     assert len(set(first)) == len(first)
 
 
 def test_run_key_changes_with_anything_that_changes_the_result(registry):
-    job = expand(build_sweep(registry, {"datasets": ["digits"], "seeds": 0, "methods": ["kmeans"]}), registry)[0]
+    job = expand(
+        build_sweep(registry, {"datasets": ["digits"], "seeds": 0, "methods": ["kmeans"]}), registry
+    )[0]
     variants = [
         replace(job, seed=1),
         replace(job, input_size=16),

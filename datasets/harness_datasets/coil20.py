@@ -23,9 +23,7 @@ from harness import Dataset
 from harness.data import DataError, Resource, ensure
 from harness_datasets._base import FileDataset
 
-ZIP_URLS = (
-    "https://www.cs.columbia.edu/CAVE/databases/SLAM_coil-20_coil-100/coil-20/coil-20-proc.zip",
-)
+ZIP_URLS = ("https://www.cs.columbia.edu/CAVE/databases/SLAM_coil-20_coil-100/coil-20/coil-20-proc.zip",)
 FOLDER = "coil20/coil-20-proc"
 _NAME = re.compile(r"obj(\d+)__(\d+)\.png")
 

@@ -50,4 +50,8 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
         return frame
     frame["finished"] = frame["status"] == "FINISHED"
     frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("run_key", keep="last")
-    return frame.drop(columns="finished").sort_values(["dataset", "input_size", "method", "seed"]).reset_index(drop=True)
+    return (
+        frame.drop(columns="finished")
+        .sort_values(["dataset", "input_size", "method", "seed"])
+        .reset_index(drop=True)
+    )

@@ -43,7 +43,9 @@ def curves(x, *, n_clusters, seed, params, context):
 @hookimpl
 def harness_methods():
     return [
-        MethodSpec("flaky", flaky, params=(Param("fail_seeds", str, "1", "seeds that fail, comma-separated"),)),
+        MethodSpec(
+            "flaky", flaky, params=(Param("fail_seeds", str, "1", "seeds that fail, comma-separated"),)
+        ),
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
     ]
