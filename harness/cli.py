@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -180,6 +181,8 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         env={"PYTHONHASHSEED": "0"},
     )
     console = Console(stderr=True)
+    # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     report = run_sweep(
         sweep,
         registry,
