@@ -27,6 +27,8 @@ examples:
   harness run --config configs/coil20-sizes.yaml --sizes 28,32 --param kmeans.n_init=10
   harness list                                  methods, datasets, parameters, providers
   harness data --download mnist                 fetch and verify a dataset (needs a network)
+  harness report --format latex --out table.tex    a paper table from the tracked runs
+  harness plot --out figures                    metric vs input size, seed spread, curves, t-SNE
   harness ui                                    browse the runs in the MLflow UI
 """
 
@@ -126,6 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--download", action="store_true", help="download what is missing (needs a network)")
     _add_plugin_options(data)
 
+    report = sub.add_parser(
+        "report",
+        help="a paper table (LaTeX, Markdown or CSV) from the tracked runs",
+        description="One table from the runs in MLflow: rows are datasets (x input size where it varies), "
+        "columns methods; each cell mean ± sample std over the finished seeds, best in bold, second "
+        "underlined. CSV is tidy, one row per run.",
+    )
+    _add_store_options(report)
+    report.add_argument(
+        "--format", choices=("latex", "markdown", "csv"), default="markdown", help="default: markdown"
+    )
+    report.add_argument(
+        "--metrics",
+        default="acc,nmi_geometric",
+        metavar="LIST",
+        help="comma-separated: acc, nmi_geometric, nmi_arithmetic, ari, runtime_s (default: acc,nmi_geometric)",
+    )
+    report.add_argument(
+        "--compare",
+        metavar="A,B",
+        help="also: Wilcoxon signed-rank test of method A against B over seeds, and average ranks",
+    )
+    report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+
+    plot = sub.add_parser("plot", help="figures (PNG and PDF) from the tracked runs")
+    _add_store_options(plot)
+    plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")
+    plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
+
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument(
         "--tracking-uri",
@@ -139,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
     ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
+    )
+    parser.add_argument(
+        "--experiment", metavar="NAME", default="harness", help="MLflow experiment (default: harness)"
+    )
+    parser.add_argument("--methods", metavar="LIST", help="only these methods (comma-separated)")
+    parser.add_argument("--datasets", metavar="LIST", help="only these datasets (comma-separated)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -345,7 +388,7 @@ def cmd_data(args: argparse.Namespace) -> ExitCode:
 def cmd_ui(args: argparse.Namespace) -> ExitCode:
     from harness.tracking import sqlite_path
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
+    uri = _tracking_uri(args)
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
         raise UsageError(
@@ -373,7 +416,81 @@ def cmd_ui(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK  # not reached
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "ui": cmd_ui}
+def _tracked_runs(args: argparse.Namespace):
+    """The child runs of ``--experiment`` in the store, filtered by ``--methods``/``--datasets``."""
+    from harness.tracking import Tracker, sqlite_path
+    from harness_reports import load_runs
+
+    uri = _tracking_uri(args)
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise UsageError(f"--tracking-uri: no tracking store at {db} (pass the URI the runs went to)")
+    tracker = Tracker(uri, args.experiment, create=False)
+    runs = load_runs(tracker.client, tracker.experiment_id)
+    for column, flag in (("method", args.methods), ("dataset", args.datasets)):
+        if flag:
+            wanted = [v.strip() for v in flag.split(",") if v.strip()]
+            check_names(column, wanted, sorted(set(runs[column])))
+            runs = runs[runs[column].isin(wanted)]
+    if runs.empty:
+        raise UsageError(f"experiment {args.experiment!r} in {uri} has no job runs to report")
+    return tracker, runs
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
+
+
+def cmd_report(args: argparse.Namespace) -> ExitCode:
+    from harness_reports import stats, tables
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    check_names("metric", metrics, tables.METRIC_NAMES)
+    _, runs = _tracked_runs(args)
+    if args.format == "latex":
+        text = tables.to_latex(runs, metrics)
+    elif args.format == "markdown":
+        text = tables.to_markdown(runs, metrics)
+    else:
+        text = tables.to_csv(runs)
+    if args.compare:
+        pair = [m.strip() for m in args.compare.split(",")]
+        if len(pair) != 2:
+            raise UsageError(f"--compare: expected two methods as A,B, got {args.compare!r}")
+        check_names("method", pair, sorted(set(runs["method"])))
+        lines = []
+        for metric in metrics:
+            test = stats.paired_wilcoxon(runs, pair[0], pair[1], metric)
+            lines.append(f"Wilcoxon signed-rank, {pair[0]} vs {pair[1]} on {metric} (paired seeds):")
+            lines.append(test.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            lines.append(stats.average_ranks(runs, metric).to_string())
+        Console(stderr=True).print("\n".join(lines), highlight=False)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return ExitCode.OK
+
+
+def cmd_plot(args: argparse.Namespace) -> ExitCode:
+    from harness_reports.figures import make_figures
+
+    tracker, runs = _tracked_runs(args)
+    written = make_figures(tracker.client, runs, Path(args.out), with_tsne=not args.no_tsne)
+    for path in written:
+        print(path)
+    return ExitCode.OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "data": cmd_data,
+    "report": cmd_report,
+    "plot": cmd_plot,
+    "ui": cmd_ui,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -148,6 +149,13 @@ def run_sweep(
         report.interrupted = True
         tracker.kill(run_ids.values())
         run_ids.clear()
+    from harness_reports import load_runs, summarize
+
+    report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=[j.run_key for j in jobs])
+    report.summary = summarize(report.runs)
+    if not report.interrupted:
+        _log_sweep_figures(tracker, parent_id, report.runs, console)
+
     status = "KILLED" if report.interrupted else ("FAILED" if report.failed else "FINISHED")
     tracker.end_sweep(
         parent_id,
@@ -159,9 +167,22 @@ def run_sweep(
             "failed": len(report.failed),
         },
     )
-
-    from harness_reports import load_runs, summarize
-
-    report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=[j.run_key for j in jobs])
-    report.summary = summarize(report.runs)
     return report
+
+
+def _log_sweep_figures(tracker: Tracker, parent_id: str, runs: pd.DataFrame, console: Console) -> None:
+    """The report's table and figures, as artifacts of the sweep's parent run."""
+    from harness_reports import tables
+    from harness_reports.figures import make_figures
+
+    if (runs["status"] == "FINISHED").sum() == 0:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "summary.md").write_text(tables.to_markdown(runs))
+        (out / "runs.csv").write_text(tables.to_csv(runs))
+        try:
+            make_figures(tracker.client, runs, out / "figures")
+        except Exception as exc:  # a figure must never cost the sweep its results
+            console.print(f"[yellow]figures not made: {type(exc).__name__}: {exc}[/]")
+        tracker.client.log_artifacts(parent_id, str(out))

@@ -47,7 +47,7 @@ def _quiet_store_logs() -> None:
 class Tracker:
     """One experiment in one tracking store, opened (and created if need be) on construction."""
 
-    def __init__(self, tracking_uri: str, experiment: str) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, *, create: bool = True) -> None:
         _quiet_store_logs()
         from mlflow import MlflowClient  # import here: mlflow is slow to import
 
@@ -60,6 +60,11 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         try:
             found = self.client.get_experiment_by_name(experiment)
+            if found is None and not create:
+                names = sorted(e.name for e in self.client.search_experiments())
+                raise UsageError(
+                    f"no experiment {experiment!r} in {tracking_uri}; experiments there: {', '.join(names)}"
+                )
             if found is None:
                 artifacts = (db.resolve().parent / "mlartifacts").as_uri() if db is not None else None
                 try:
@@ -195,6 +200,7 @@ class Tracker:
                 np.save(out / "labels.npy", result["labels"])
                 if result["embedding"] is not None:
                     np.save(out / "embedding.npy", result["embedding"])
+                    np.save(out / "labels_true.npy", result["labels_true"])
             if outcome.traceback:
                 (out / "traceback.txt").write_text(outcome.traceback)
             if outcome.error:

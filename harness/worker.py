@@ -142,5 +142,7 @@ def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -
         | {k: str(v) for k, v in result.tags.items()},
         "labels": labels.astype(np.int64),
         "embedding": None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32),
+        # with an embedding, the truth too: reports colour t-SNE plots by class without the dataset
+        "labels_true": None if result.embedding is None else dataset.labels.astype(np.int64),
         "host": platform.node(),
     }

@@ -43,3 +43,23 @@ def registry():
     from harness.plugins import load_registry
 
     return load_registry()
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory):
+    """A real sweep into a temporary store, shared by the CLI and report tests.
+
+    k-means, a method that fails on seed 1, and one that logs curves and an embedding: digits,
+    seeds 0-2. Returns (tracking URI, argv, exit code).
+    """
+    from harness.cli import main
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{tmp / 'store' / 'mlflow.db'}"
+    argv = [
+        "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,flaky,curves",
+        "--datasets", "digits", "--seeds", "0-2", "--tracking-uri", uri, "--experiment", "t",
+        "--param", "kmeans.n_init=2",
+    ]  # fmt: skip
+    code = main(argv)
+    return uri, argv, code

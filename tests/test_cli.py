@@ -24,32 +24,6 @@ def _children(uri: str, experiment: str = "t"):
     return client, exp, runs
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """k-means, a method that fails on seed 1, and one that logs curves: digits, seeds 0-2."""
-    tmp = tmp_path_factory.mktemp("sweep")
-    uri = _uri(tmp)
-    argv = [
-        "run",
-        "--plugin",
-        "harness_test_plugins",
-        "--methods",
-        "kmeans,flaky,curves",
-        "--datasets",
-        "digits",
-        "--seeds",
-        "0-2",
-        "--tracking-uri",
-        uri,
-        "--experiment",
-        "t",
-        "--param",
-        "kmeans.n_init=2",
-    ]
-    code = main(argv)
-    return uri, argv, code
-
-
 def test_sweep_records_one_child_run_per_job(tiny_sweep):
     uri, _, code = tiny_sweep
     assert code == ExitCode.JOBS_FAILED  # flaky failed on seed 1; everything else ran
@@ -96,7 +70,9 @@ def test_curves_and_embedding_are_tracked(tiny_sweep):
     acc = client.get_metric_history(run.info.run_id, "curve/acc")
     assert [m.step for m in acc] == [3]
     assert acc[0].value == pytest.approx(run.data.metrics["acc"])
-    assert np.load(client.download_artifacts(run.info.run_id, "embedding.npy")).shape == (1797, 2)
+    assert np.load(client.download_artifacts(run.info.run_id, "embedding.npy")).shape == (1797, 10)
+    truth = np.load(client.download_artifacts(run.info.run_id, "labels_true.npy"))
+    assert np.bincount(truth).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     assert run.data.tags["note"] == "curves"
 
 

@@ -1,0 +1,60 @@
+"""Every figure of a set of runs, read from MLflow and written as PNG + PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness_reports import plots
+
+CURVES = ("curve/acc", "curve/loss")
+
+
+def histories(client, runs: pd.DataFrame) -> pd.DataFrame:
+    """Step metrics (``curve/acc``, ``curve/loss``) of the given runs as a long frame."""
+    rows = []
+    for run in runs.itertuples():
+        for key in CURVES:
+            for m in client.get_metric_history(run.run_id, key):
+                rows.append(
+                    {"run_id": run.run_id, "seed": run.seed, "key": key, "step": m.step, "value": m.value}
+                )
+    return pd.DataFrame(rows, columns=["run_id", "seed", "key", "step", "value"])
+
+
+def _embedding(client, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if not {"embedding.npy", "labels_true.npy", "labels.npy"} <= names:
+        return None
+    return tuple(
+        np.load(client.download_artifacts(run_id, n))
+        for n in ("embedding.npy", "labels_true.npy", "labels.npy")
+    )
+
+
+def make_figures(client, runs: pd.DataFrame, out_dir: Path, *, with_tsne: bool = True) -> list[Path]:
+    """Write the figures for ``runs`` (a :func:`~harness_reports.load_runs` frame) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    done = runs[runs["status"] == "FINISHED"]
+    if done.empty:
+        return written
+    fig = plots.size_curves(done)
+    if fig is not None:
+        written += plots.save(fig, out_dir / "metric-vs-size")
+    written += plots.save(plots.seed_spread(done), out_dir / "seed-spread")
+    for (method, dataset, size), cell in done.groupby(["method", "dataset", "input_size"]):
+        stem = f"{method}-{dataset}-{size}"
+        curves = histories(client, cell)
+        if not curves.empty:
+            written += plots.save(plots.training_curves(curves), out_dir / f"curves-{stem}")
+        if with_tsne:
+            first = cell.sort_values("seed").iloc[0]
+            arrays = _embedding(client, first.run_id)
+            if arrays is not None:
+                fig = plots.tsne(*arrays, seed=int(first.seed))
+                fig.suptitle(f"{method} on {dataset} ({size} px), seed {first.seed}", fontsize=8)
+                written += plots.save(fig, out_dir / f"tsne-{stem}-seed{first.seed}")
+    return written

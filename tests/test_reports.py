@@ -1,0 +1,146 @@
+"""Tables, statistics and figures built from a real (tiny) tracked sweep."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from harness.cli import main
+from harness.errors import ExitCode
+from harness_reports import load_runs, plots, stats, tables
+from harness_reports.figures import make_figures
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_sweep):
+    uri, _, _ = tiny_sweep
+    client = MlflowClient(tracking_uri=uri)
+    return load_runs(client, client.get_experiment_by_name("t").experiment_id)
+
+
+def _means(runs: pd.DataFrame, metric: str) -> pd.Series:
+    return runs[runs.status == "FINISHED"].groupby("method")[metric].mean()
+
+
+def test_failed_seed_is_excluded_and_counted(runs):
+    long = tables.build_table(runs)
+    flaky = long[(long.method == "flaky") & (long.metric == "acc")].iloc[0]
+    assert (flaky.n, flaky.n_total) == (2, 3)
+    finished = runs[(runs.method == "flaky") & (runs.status == "FINISHED")]["acc"]
+    assert flaky["mean"] == pytest.approx(finished.mean())
+    assert flaky["std"] == pytest.approx(finished.std(ddof=1))  # the sample std
+    assert "(n=2)" in tables.wide(long).loc["digits", ("ACC", "flaky")]
+
+
+def test_bold_marks_the_true_best_and_underline_the_second(runs):
+    text = tables.to_markdown(runs)
+    for metric, name in (("acc", "ACC"), ("nmi_geometric", "NMI (geom.)")):
+        order = _means(runs, metric).sort_values(ascending=False).index.tolist()
+        header = [h.strip() for h in text.splitlines()[0].strip("|").split("|")]
+        row = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
+        cells = dict(zip(header, row, strict=True))
+        assert cells[f"{name} {order[0]}"].startswith("**")
+        assert cells[f"{name} {order[1]}"].startswith("<u>")
+        assert not cells[f"{name} {order[2]}"].startswith(("**", "<u>"))
+
+
+def test_latex_structure(runs, tmp_path):
+    tex = tables.to_latex(runs)
+    for command in (
+        "\\begin{table}",
+        "\\caption{",
+        "\\label{tab:results}",
+        "\\toprule",
+        "\\midrule",
+        "\\bottomrule",
+    ):
+        assert command in tex
+    assert "3 seeds" in tex and "geometric" in tex and "train and test" in tex
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+    assert len(body) == 1  # one dataset row
+    cells = body[0].rstrip("\\ ").split(" & ")
+    assert len(cells) == 1 + 2 * 3  # label + (ACC, NMI) x 3 methods
+    assert sum(c.startswith("\\textbf{") for c in cells) == 2  # one best per metric
+    assert sum(c.startswith("\\underline{") for c in cells) == 2
+    assert re.search(r"\d\.\d{3} \$\\pm\$ \d\.\d{3} \(n=2\)", body[0])
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "t.tex"
+        doc.write_text(
+            "\\documentclass{article}\\usepackage{booktabs}\\begin{document}" + tex + "\\end{document}"
+        )
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True
+        )
+        assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_csv_is_tidy_one_row_per_run(runs):
+    frame = pd.read_csv(pd.io.common.StringIO(tables.to_csv(runs)))
+    assert len(frame) == 9 and frame.run_id.is_unique
+    assert {"method", "dataset", "input_size", "seed", "status", "acc", "nmi_geometric"} <= set(frame.columns)
+    assert (frame.status == "FAILED").sum() == 1
+
+
+def test_wilcoxon_pairs_only_seeds_both_finished(runs):
+    both = stats.paired_wilcoxon(runs, "kmeans", "curves", "acc").iloc[0]
+    assert both.n_pairs == 3 and 0 < both.p_value <= 1
+    with_failure = stats.paired_wilcoxon(runs, "kmeans", "flaky", "acc").iloc[0]
+    assert with_failure.n_pairs == 2
+
+
+def test_average_ranks_follow_the_means(runs):
+    ranks = stats.average_ranks(runs, "acc")
+    assert ranks.index.tolist() == _means(runs, "acc").sort_values(ascending=False).index.tolist()
+    assert ranks.iloc[0] == 1.0
+
+
+def test_figures_exist_with_expected_axes(runs, tiny_sweep, tmp_path):
+    client = MlflowClient(tracking_uri=tiny_sweep[0])
+    written = make_figures(client, runs, tmp_path)
+    names = {p.name for p in written}
+    assert {
+        "seed-spread.png",
+        "seed-spread.pdf",
+        "curves-curves-digits-8.png",
+        "tsne-curves-digits-8-seed0.png",
+    } <= names
+    assert all(p.stat().st_size > 1000 for p in written)
+    spread = plots.seed_spread(runs)
+    assert [ax.get_ylabel() for ax in spread.axes] == ["ACC", "NMI (geom.)"]
+    sized = runs.assign(input_size=np.where(runs.seed == 0, 8, 16))
+    curves = plots.size_curves(sized)
+    assert curves.axes[0].get_xlabel() == "input size (px per side)"
+    assert plots.size_curves(runs) is None  # a single size: nothing to draw
+
+
+def test_report_and_plot_commands(tiny_sweep, tmp_path, capsys):
+    uri = tiny_sweep[0]
+    out = tmp_path / "table.tex"
+    args = ["--tracking-uri", uri, "--experiment", "t"]
+    assert main(["report", *args, "--format", "latex", "--out", str(out), "--compare", "kmeans,curves"]) == 0
+    assert "\\toprule" in out.read_text()
+    assert "Wilcoxon signed-rank, kmeans vs curves" in capsys.readouterr().err
+    assert main(["report", *args, "--methods", "kmeans", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.count("kmeans") == 3
+    assert main(["report", *args, "--methods", "kmeanz"]) == ExitCode.USAGE_ERROR
+    assert "did you mean 'kmeans'" in capsys.readouterr().err
+    assert main(["plot", *args, "--out", str(tmp_path / "figs"), "--no-tsne"]) == 0
+    assert (tmp_path / "figs" / "seed-spread.pdf").is_file()
+    assert not list((tmp_path / "figs").glob("tsne-*"))
+
+
+def test_sweep_parent_run_holds_table_and_figures(tiny_sweep):
+    uri = tiny_sweep[0]
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("t")
+    parent = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'sweep'")[-1]
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "runs.csv", "figures", "sweep.yaml"} <= names
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert "figures/seed-spread.png" in figures
