@@ -97,11 +97,34 @@ def fit_predict(
 
     # ---- stage 3: self-training on the target distribution -----------------------------------
     start = time.perf_counter()
-    interval, maxiter, tol = resolved.update_interval, params["maxiter"], params["tol"]
-    if context.dry_run:
-        maxiter = 1
-    loss, stopped, iteration = 0.0, "maxiter", 0
-    labels = labels_last
+    labels, stopped, iteration = self_train(
+        model, x_dev, labels_last, interval=resolved.update_interval, maxiter=1 if context.dry_run else params["maxiter"],
+        tol=params["tol"], batch_size=batch_size, context=context,
+    )
+    tags |= {
+        "dec.stopped": stopped,
+        "dec.iterations": str(iteration),
+        "dec.cluster_s": f"{time.perf_counter() - start:.1f}",
+        "dec.labels": "last target update (as DEC-keras)",
+    }
+    context.progress(1, 1, f"done ({stopped} at iteration {iteration})")
+    return MethodResult(labels=np.asarray(labels, dtype=np.int64), embedding=_predict(encoder, x_dev, n), tags=tags)
+
+
+def self_train(
+    model, x_dev, labels_init: np.ndarray, *, interval: int, maxiter: int, tol: float, batch_size: int, context: JobContext
+) -> tuple[np.ndarray, str, int]:
+    """DEC-keras' clustering loop; returns (labels of the last target update, why it stopped, iteration).
+
+    Every ``interval`` iterations: predict Q on all the data, recompute P, log the scores, apply the
+    stop rule; in between, one ``train_on_batch`` per iteration on sequential slices of P and of the
+    device-resident data (a compiled step per call, no host copies of the inputs).
+    """
+    from keras import ops
+
+    n = len(labels_init)
+    labels = labels_last = labels_init
+    loss, stopped, iteration, p_dev = 0.0, "maxiter", 0, None
     for iteration in range(maxiter):
         if iteration % interval == 0:
             q = _predict(model, x_dev, n)
@@ -117,14 +140,7 @@ def fit_predict(
                 break
         rows = clustering.batch_at(iteration, batch_size, n)
         loss = float(model.train_on_batch(x_dev[rows.start : rows.stop], p_dev[rows.start : rows.stop]))
-    tags |= {
-        "dec.stopped": stopped,
-        "dec.iterations": str(iteration),
-        "dec.cluster_s": f"{time.perf_counter() - start:.1f}",
-        "dec.labels": "last target update (as DEC-keras)",
-    }
-    context.progress(1, 1, f"done ({stopped} at iteration {iteration})")
-    return MethodResult(labels=np.asarray(labels, dtype=np.int64), embedding=_predict(encoder, x_dev, n), tags=tags)
+    return labels, stopped, iteration
 
 
 def _pretrain(ae, x: np.ndarray, resolved: presets.Resolved, batch_size: int, epochs: int, context: JobContext) -> list[float]:
