@@ -1,0 +1,116 @@
+"""Framework set-up for one job: Keras backend, device, threads, seeds, and the facts to record.
+
+Everything here must happen before the first ``import keras`` (the backend) or before the
+framework runs its first op (threads, visible GPUs, memory growth). Each harness job runs in a
+fresh process, so the first call in that process wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def select_backend(backend: str, device: str) -> None:
+    """Point Keras at ``backend`` and set the environment GPU frameworks read at import time."""
+    if backend not in BACKENDS:
+        raise ValueError(f"dec: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != backend:
+            raise RuntimeError(
+                f"dec: backend {backend!r} asked for, but Keras is already loaded with {loaded!r} in this "
+                f"process (harness runs each job in a fresh process; call fit_predict in one of its own)"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Never take the whole card: grow on demand (TF), do not preallocate 75 % (JAX).
+    os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def configure(backend: str, device: str, threads: int | None, deterministic: bool, seed: int) -> dict[str, str]:
+    """Apply device, thread and determinism settings, seed Keras, and return tags describing them."""
+    import keras
+
+    tags: dict[str, str] = {"dec.backend": backend, "version.keras": keras.__version__}
+    if backend == "tensorflow":
+        tags |= _configure_tensorflow(device, threads, deterministic)
+    elif backend == "torch":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        if deterministic:
+            torch.use_deterministic_algorithms(True)
+        tags |= {"version.torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() and device != "cpu" else "cpu"}
+        tags["dec.threads"] = str(torch.get_num_threads())
+    else:
+        import jax
+
+        tags |= {"version.jax": jax.__version__, "device": str(jax.devices()[0]).lower()}
+    # Python, NumPy and the backend's generators (the core seeded Python and NumPy already; this
+    # call re-seeds them to the same seed and adds Keras' own SeedGenerator state).
+    keras.utils.set_random_seed(seed)
+    tags |= {
+        "determinism.seeded": "python,numpy,keras",
+        "determinism.seed": str(seed),
+        "determinism.op_determinism": str(bool(deterministic)).lower(),
+        "determinism.PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "unset"),
+    }
+    return tags
+
+
+def _configure_tensorflow(device: str, threads: int | None, deterministic: bool) -> dict[str, Any]:
+    import tensorflow as tf
+
+    tags: dict[str, str] = {"version.tensorflow": tf.__version__}
+    build = tf.sysconfig.get_build_info()
+    for key in ("cuda_version", "cudnn_version"):
+        if build.get(key):
+            tags[f"version.{key.split('_')[0]}"] = str(build[key])
+    try:  # raises once TF's runtime is initialised (a second job in the same process)
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        gpus = tf.config.list_physical_devices("GPU")
+        if device.startswith("cuda"):
+            if not gpus:
+                raise ValueError(
+                    f"dec: device {device!r} asked for, but TensorFlow sees no GPU (tensorflow-cpu is "
+                    f"installed, or CUDA is missing; see plugins/dec/pyproject.toml)"
+                )
+            match = re.fullmatch(r"cuda:(\d+)", device)
+            index = int(match.group(1)) if match else 0
+            if index >= len(gpus):
+                raise ValueError(f"dec: device {device!r} asked for, but TensorFlow sees {len(gpus)} GPU(s)")
+            tf.config.set_visible_devices([gpus[index]], "GPU")
+            gpus = [gpus[index]]
+        elif device == "cpu":
+            tf.config.set_visible_devices([], "GPU")
+            gpus = []
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as exc:
+        tags["dec.runtime_note"] = f"settings not applied: {exc}"
+        gpus = tf.config.get_visible_devices("GPU")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        tags["device"] = f"{gpus[0].name.replace('/physical_device:', '').lower()} ({name})"
+        tags["dec.memory_growth"] = "true"
+    else:
+        tags["device"] = "cpu"
+    tags["dec.threads"] = (
+        f"intra {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
+        f"inter {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}"
+    )
+    return tags
