@@ -96,8 +96,9 @@ def cluster(
     for it in range(max_iterations):
         if it % interval == 0:
             model.eval()
-            q = clustering(encode_all(model.encode, x))
-            p = target_distribution(q)
+            with torch.no_grad():
+                q = clustering(encode_all(model.encode, x))
+                p = target_distribution(q)
             labels = q.argmax(dim=1).cpu().numpy()
             delta = float(np.mean(labels != previous))
             previous = labels

@@ -105,6 +105,8 @@ def fit_predict(
         if path.is_file() and not dry:
             weights.load(model, path)
             tags["dlfc.ae_cache"] = "hit"
+            for epoch, loss in enumerate(weights.read_attr(path, "pretrain_loss", ())):
+                context.log_metric("pretrain_loss", float(loss), epoch)  # the cached run's curve
         else:
             tags["dlfc.ae_cache"] = "miss"
             epochs = 1 if dry else params["ae_iterations"]

@@ -186,3 +186,9 @@ def save(model: nn.Module, path: str | Path, **attrs: Any) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def read_attr(path: str | Path, name: str, default: Any = None) -> Any:
+    """An attribute saved with :func:`save` (say, the pretraining loss curve), or ``default``."""
+    with h5py.File(path, "r") as fh:
+        return fh.attrs[name] if name in fh.attrs else default
