@@ -126,3 +126,4 @@ def test_a_weights_file_that_does_not_fit_fails_before_any_training(digits, regi
         _run(x, labels, registry, tmp_path, ae_weights=str(tmp_path / "att.h5"))
     result, _ = _run(x, labels, registry, tmp_path, ae_weights=str(tmp_path / "att.h5"), attention=True, cluster_iterations=1)
     assert result.tags["dlfc.ae_cache"] == "loaded" and result.tags["dlfc.ae_weights_format"] == "harness-dlfc"
+    assert len(result.tags["dlfc.ae_weights_sha256"]) == 64

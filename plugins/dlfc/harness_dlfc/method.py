@@ -93,6 +93,7 @@ def fit_predict(
     ae_source = "pretrained"
     if params["ae_weights"] is not None:
         tags["dlfc.ae_weights_format"] = weights.load(model, params["ae_weights"])
+        tags["dlfc.ae_weights_sha256"] = hashlib.sha256(Path(params["ae_weights"]).read_bytes()).hexdigest()
         tags["dlfc.ae_cache"] = "loaded"
         ae_source = "loaded"
     model.to(device)
