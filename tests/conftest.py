@@ -63,3 +63,41 @@ def tiny_sweep(tmp_path_factory):
     ]  # fmt: skip
     code = main(argv)
     return uri, argv, code
+
+
+@pytest.fixture(scope="session")
+def ui_server(tiny_sweep):
+    """`harness ui` on the tiny sweep's store, as a user starts it; yields (base URL, port)."""
+    import json
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    uri = tiny_sweep[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    harness = shutil.which("harness", path=str(Path(sys.executable).parent)) or "harness"
+    proc = subprocess.Popen(
+        [harness, "ui", "--tracking-uri", uri, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                url = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=t"
+                json.loads(urllib.request.urlopen(url, timeout=2).read())
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("harness ui did not answer within 120 s") from None
+                time.sleep(1)
+        yield base, port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -170,47 +170,18 @@ def test_data_command_verifies_real_files(shared_data, capsys):
     assert capsys.readouterr().out.count("checksums verified") == 2
 
 
-def test_ui_serves_the_store_on_localhost(tiny_sweep):
+def test_ui_serves_the_store_on_localhost(ui_server):
     import shutil
-    import socket
     import subprocess
-    import sys
-    import time
     import urllib.request
 
-    uri, _, _ = tiny_sweep
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    harness = shutil.which("harness", path=str(Path(sys.executable).parent)) or "harness"
-    proc = subprocess.Popen(
-        [harness, "ui", "--tracking-uri", uri, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 90
-        body = None
-        while time.time() < deadline and body is None:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=t"
-                )
-                body = json.loads(urllib.request.urlopen(request, timeout=2).read())
-            except OSError:
-                time.sleep(1)
-        assert body is not None, "harness ui did not answer within 90 s"
-        assert body["experiment"]["name"] == "t"
-        if shutil.which("ss"):  # bound to loopback only, as the default promises
-            listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-            assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
-    finally:
-        import os
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    base, port = ui_server
+    url = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=t"
+    body = json.loads(urllib.request.urlopen(url, timeout=10).read())
+    assert body["experiment"]["name"] == "t"
+    if shutil.which("ss"):  # bound to loopback only, as the default promises
+        listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+        assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
 
 
 def test_ui_without_a_store_says_so(tmp_path, capsys):

@@ -55,6 +55,6 @@ def make_figures(client, runs: pd.DataFrame, out_dir: Path, *, with_tsne: bool =
             arrays = _embedding(client, first.run_id)
             if arrays is not None:
                 fig = plots.tsne(*arrays, seed=int(first.seed))
-                fig.suptitle(f"{method} on {dataset} ({size} px), seed {first.seed}", fontsize=8)
+                fig.suptitle(f"{method} on {dataset} ({size} px), seed {first.seed}", fontsize=8, y=1.03)
                 written += plots.save(fig, out_dir / f"tsne-{stem}-seed{first.seed}")
     return written
