@@ -210,19 +210,21 @@ def test_kill_9_then_rerun_finishes_every_job_exactly_once(tmp_path):
             argv, env={**env, "HARNESS_TEST_SLOW_SECONDS": "600"}, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
-    deadline = time.time() + 180
-    # Touch the store only once harness has created it (its header line says so): a second
-    # process opening a fresh SQLite store would race its schema migration.
-    while "jobs →" not in log.read_text() and time.time() < deadline:
-        time.sleep(0.5)
-    while time.time() < deadline:  # wait for the first (slow) job's run, then kill -9 the lot
-        client = MlflowClient(tracking_uri=uri)
-        exp = client.get_experiment_by_name("t")
-        if client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'"):
-            break
-        time.sleep(1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        deadline = time.time() + 180
+        # Touch the store only once harness has created it (its header line says so): a second
+        # process opening a fresh SQLite store would race its schema migration.
+        while "jobs →" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        while time.time() < deadline:  # wait for the first (slow) job's run, then kill -9 the lot
+            client = MlflowClient(tracking_uri=uri)
+            exp = client.get_experiment_by_name("t")
+            if client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'"):
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     _, exp, runs = _children(uri)
     assert [r.info.status for r in runs] == ["RUNNING"]  # left behind by the dead process
 
