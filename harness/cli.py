@@ -223,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         dry_run=args.dry_run,
         env={"PYTHONHASHSEED": "0"},
     )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     report = run_sweep(
@@ -464,7 +464,7 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
             lines.append(f"Wilcoxon signed-rank, {pair[0]} vs {pair[1]} on {metric} (paired seeds):")
             lines.append(test.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             lines.append(stats.average_ranks(runs, metric).to_string())
-        Console(stderr=True).print("\n".join(lines), highlight=False)
+        Console(stderr=True, soft_wrap=True).print("\n".join(lines), highlight=False)
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -56,7 +56,7 @@ def run_sweep(
     Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
     are missing or corrupt, or the tracking store cannot be used.
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     settings = settings or WorkerSettings(data_dir=sweep.data_dir, device=sweep.device)
     jobs = expand(sweep, registry)
 
@@ -70,6 +70,11 @@ def run_sweep(
         f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {len(jobs)} jobs → "
         f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"
     )
+    orphans = tracker.settle_orphans()
+    if orphans:
+        console.print(
+            f"[yellow]{len(orphans)} job run(s) left RUNNING by a harness process that died: marked KILLED[/]"
+        )
     done = {} if rerun else tracker.finished_run_keys()
     todo = [job for job in jobs if job.run_key not in done]
     parent_id = tracker.start_sweep(

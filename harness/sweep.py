@@ -49,6 +49,8 @@ class Job:
     params: dict[str, Any]
     resize_filter: str
     """``"none"`` when the input size is the native one and nothing is resized."""
+    unkeyed: tuple[str, ...] = ()
+    """Parameters left out of the run key (declared ``in_run_key=False`` by the method)."""
 
     @property
     def run_key(self) -> str:
@@ -59,7 +61,7 @@ class Job:
         payload = json.dumps(
             {
                 "method": self.method,
-                "params": self.params,
+                "params": {k: v for k, v in self.params.items() if k not in self.unkeyed},
                 "dataset": self.dataset,
                 "variant": self.dataset_variant,
                 "input_size": self.input_size,
@@ -76,7 +78,7 @@ class Job:
         return f"{self.method} · {self.dataset}@{self.input_size} · seed {self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"run_key": self.run_key}
+        return asdict(self) | {"unkeyed": list(self.unkeyed), "run_key": self.run_key}
 
 
 def expand(sweep: Sweep, registry: Registry) -> list[Job]:
@@ -88,6 +90,9 @@ def expand(sweep: Sweep, registry: Registry) -> list[Job]:
     jobs = []
     for dataset_name in sweep.datasets:
         dataset = registry.dataset(dataset_name)
+        unkeyed = {
+            m: tuple(p.name for p in registry.method(m).params if not p.in_run_key) for m in sweep.methods
+        }
         native = dataset.image_shape[0]
         sizes = dict.fromkeys(native if s == NATIVE else int(s) for s in sweep.sizes)
         for size in sizes:
@@ -103,6 +108,7 @@ def expand(sweep: Sweep, registry: Registry) -> list[Job]:
                             seed=seed,
                             params=dict(sweep.params.get(method, {})),
                             resize_filter="none" if size == native else sweep.resize_filter,
+                            unkeyed=unkeyed[method],
                         )
                     )
     return jobs

@@ -7,6 +7,7 @@ store migrated by several processes at once breaks). Workers never open the stor
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import tempfile
 import time
@@ -108,6 +109,36 @@ class Tracker:
         runs = self.search("attributes.status = 'FINISHED'")
         return {r.data.tags[RUN_KEY]: r.info.run_id for r in runs if RUN_KEY in r.data.tags}
 
+    def settle_orphans(self) -> list[str]:
+        """Mark KILLED the runs left RUNNING by a harness process of this host that has died.
+
+        Returns the ids of the job runs so settled (their sweep runs are settled too).
+
+        A crash or ``kill -9`` of ``harness run`` cannot close its runs; the next sweep does, so
+        they are never mistaken for runs in progress (and never count). Runs of another host, or of
+        a process that still lives, are left alone.
+        """
+        settled = []
+        running = self.search("attributes.status = 'RUNNING'")
+        sweeps = {r.info.run_id: r for r in running if r.data.tags.get("harness.kind") == "sweep"}
+        for run in running:
+            tags = run.data.tags
+            sweep = run if tags.get("harness.kind") == "sweep" else sweeps.get(tags.get(SWEEP_TAG, ""))
+            if sweep is None or sweep.data.tags.get("host") != platform.node():
+                continue
+            pid = int(sweep.data.tags.get("harness.pid", "0") or 0)
+            if pid <= 0 or _alive(pid):
+                continue
+            self.client.set_tag(
+                run.info.run_id,
+                "harness.error",
+                f"the harness process (pid {pid}) died while this run was running",
+            )
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            if tags.get("harness.kind") == "job":
+                settled.append(run.info.run_id)
+        return settled
+
     # -- writing -------------------------------------------------------------------------------
 
     def start_sweep(
@@ -116,7 +147,7 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"harness.kind": "sweep", "host": platform.node(), **tags},
+            tags={"harness.kind": "sweep", "host": platform.node(), "harness.pid": str(os.getpid()), **tags},
         )
         run_id = run.info.run_id
         self.client.log_batch(
@@ -221,6 +252,16 @@ class Tracker:
         for run_id in run_ids:
             self.flush(run_id)
             self.client.set_terminated(run_id, status="KILLED")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _params(values: Mapping[str, Any]) -> list[Any]:

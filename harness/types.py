@@ -42,6 +42,9 @@ class Param:
     low: float | None = None
     high: float | None = None
     nullable: bool = False
+    in_run_key: bool = True
+    """False for settings that cannot change the result (thread counts, ...): a job that differs
+    only in them is the same job, so a finished run is not repeated for them."""
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) ->
 def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> dict[str, Any]:
     os.environ.update(settings.env)
     job_dict = {k: v for k, v in job_dict.items() if k != "run_key"}
-    job = Job(**job_dict)
+    job = Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
     registry = load_registry(blocked=settings.blocked_plugins, extra_modules=settings.extra_plugins)
     method = registry.method(job.method)
     dataset_spec = registry.dataset(job.dataset)

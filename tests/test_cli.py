@@ -187,3 +187,54 @@ def test_ui_serves_the_store_on_localhost(ui_server):
 def test_ui_without_a_store_says_so(tmp_path, capsys):
     assert main(["ui", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"]) == ExitCode.USAGE_ERROR
     assert "no tracking store at" in capsys.readouterr().err
+
+
+def test_kill_9_then_rerun_finishes_every_job_exactly_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness_reports import load_runs
+
+    uri = _uri(tmp_path)
+    argv = [
+        sys.executable, "-m", "harness.cli", "run", "--plugin", "harness_test_plugins", "--methods",
+        "slow,kmeans", "--datasets", "digits", "--seeds", "0-1", "--tracking-uri", uri, "--experiment", "t",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "helpers")}
+    log = tmp_path / "first.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            argv, env={**env, "HARNESS_TEST_SLOW_SECONDS": "600"}, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        # Touch the store only once harness has created it (its header line says so): a second
+        # process opening a fresh SQLite store would race its schema migration.
+        while "jobs →" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        while time.time() < deadline:  # wait for the first (slow) job's run, then kill -9 the lot
+            client = MlflowClient(tracking_uri=uri)
+            exp = client.get_experiment_by_name("t")
+            if client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'"):
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    _, exp, runs = _children(uri)
+    assert [r.info.status for r in runs] == ["RUNNING"]  # left behind by the dead process
+
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "1 job run(s) left RUNNING by a harness process that died: marked KILLED" in done.stderr
+    client, exp, runs = _children(uri)
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FINISHED"] * 4 + ["KILLED"]
+    frame = load_runs(client, exp.experiment_id)
+    assert len(frame) == 4 and (frame.status == "FINISHED").all()  # each job counted once
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "4 of 4 jobs already finished" in again.stderr

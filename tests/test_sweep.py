@@ -59,3 +59,12 @@ def test_run_key_changes_with_anything_that_changes_the_result(registry):
     ]
     keys = {job.run_key} | {v.run_key for v in variants}
     assert len(keys) == 1 + len(variants)
+
+
+def test_parameters_declared_out_of_the_run_key_do_not_change_it(registry):
+    job = expand(
+        build_sweep(registry, {"datasets": ["digits"], "seeds": 0, "methods": ["kmeans"]}), registry
+    )[0]
+    threads = replace(job, params={**job.params, "threads": 4})
+    assert threads.run_key != job.run_key
+    assert replace(threads, unkeyed=("threads",)).run_key == replace(job, unkeyed=("threads",)).run_key

@@ -104,7 +104,8 @@ def _ranks(long: pd.DataFrame) -> pd.DataFrame:
 
 def caption(runs: pd.DataFrame, metrics: Sequence[str]) -> str:
     seeds = runs.groupby(["dataset", "input_size", "method"])["seed"].nunique()
-    n = int(seeds.max()) if len(seeds) else 0
+    low, high = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
+    n = str(high) if low == high else f"{low}--{high}"
     parts = [METRIC_NAMES.get(m, m) for m in metrics]
     nmi = ""
     if "nmi_geometric" in metrics:

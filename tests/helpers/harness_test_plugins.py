@@ -27,6 +27,15 @@ def flaky(x, *, n_clusters, seed, params, context):
     return MethodResult(labels=_kmeans(x, n_clusters, seed))
 
 
+def slow(x, *, n_clusters, seed, params, context):
+    """Sleeps $HARNESS_TEST_SLOW_SECONDS (not a parameter: not part of the run key), so that a
+    test can kill a sweep while this job runs and then resume the same sweep quickly."""
+    import time
+
+    time.sleep(float(os.environ.get("HARNESS_TEST_SLOW_SECONDS", "0")))
+    return MethodResult(labels=_kmeans(x, n_clusters, seed))
+
+
 def crash(x, *, n_clusters, seed, params, context):
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -51,4 +60,5 @@ def harness_methods():
         ),
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
+        MethodSpec("slow", slow),
     ]
