@@ -85,48 +85,24 @@ def fit_predict(
     tags = seed_torch(seed)
     device = resolve_device(context.device)
     dry = context.dry_run
-    n, h, w, c = x.shape
+    _, h, w, c = x.shape
 
     model = build_autoencoder(params["mode"], (h, w, c), n_clusters, params["attention"], params["include_layer"])
     # Load a given weights file first, before any data moves: a file that does not fit fails the
     # job within seconds, with a message naming the file, the layer and both shapes.
-    ae_source = "pretrained"
     if params["ae_weights"] is not None:
         tags["dlfc.ae_weights_format"] = weights.load(model, params["ae_weights"])
         tags["dlfc.ae_weights_sha256"] = hashlib.sha256(Path(params["ae_weights"]).read_bytes()).hexdigest()
         tags["dlfc.ae_cache"] = "loaded"
-        ae_source = "loaded"
     model.to(device)
     data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # NHWC → NCHW
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    if ae_source != "loaded":
-        path = Path(context.cache_dir) / "dlfc" / f"ae-{cache_key(x, context, seed, params)}.h5"
-        if path.is_file() and not dry:
-            weights.load(model, path)
-            tags["dlfc.ae_cache"] = "hit"
-            for epoch, loss in enumerate(weights.read_attr(path, "pretrain_loss", ())):
-                context.log_metric("pretrain_loss", float(loss), epoch)  # the cached run's curve
-        else:
-            tags["dlfc.ae_cache"] = "miss"
-            epochs = 1 if dry else params["ae_iterations"]
-
-            def on_epoch(epoch: int, loss: float) -> None:
-                context.log_metric("pretrain_loss", loss, epoch)
-                context.progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
-
-            generator = torch.Generator().manual_seed(seed)
-            history = pretrain(
-                model, data, epochs=epochs, batch_size=params["batch_size"],
-                learning_rate=params["learning_rate"], generator=generator,
-                max_batches=1 if dry else None, on_epoch=on_epoch,
-            )
-            if not dry:  # one batch is no autoencoder: never cache it
-                weights.save(model, path, pretrain_loss=np.asarray(history, dtype=np.float64))
-        tags["dlfc.ae_cache_file"] = str(path)
+    if params["ae_weights"] is None:
+        tags |= _cached_or_pretrained(model, data, x, seed, params, context)
     timings["pretrain"] = time.perf_counter() - start
-    tags["dlfc.recon_mse"] = f"{reconstruction_mse(model, data):.6g}"
+    tags["dlfc.recon_mse"] = f"{reconstruction_mse(model, data[: params['batch_size']] if dry else data):.6g}"
 
     # k-means on the (post-attention) latent space initialises the centres. sklearn 0.19's
     # defaults, set explicitly: k-means++, 20 restarts, 300 iterations, tol 1e-4; seeded here (the
@@ -180,3 +156,30 @@ def fit_predict(
     if device.type == "cuda":
         tags["device.name"] = torch.cuda.get_device_name(device)
     return MethodResult(labels=outcome.labels.astype(np.int64), embedding=embedding, tags=tags)
+
+
+def _cached_or_pretrained(
+    model: torch.nn.Module, data: torch.Tensor, x: np.ndarray, seed: int, params: dict[str, Any], context: JobContext
+) -> dict[str, str]:
+    """Fill ``model`` from the content-keyed cache, or pretrain it and cache it; return tags."""
+    dry = context.dry_run
+    path = Path(context.cache_dir) / "dlfc" / f"ae-{cache_key(x, context, seed, params)}.h5"
+    if path.is_file() and not dry:
+        weights.load(model, path)
+        for epoch, loss in enumerate(weights.read_attr(path, "pretrain_loss", ())):
+            context.log_metric("pretrain_loss", float(loss), epoch)  # the cached run's curve
+        return {"dlfc.ae_cache": "hit", "dlfc.ae_cache_file": str(path)}
+
+    epochs = 1 if dry else params["ae_iterations"]
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        context.log_metric("pretrain_loss", loss, epoch)
+        context.progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
+
+    history = pretrain(
+        model, data, epochs=epochs, batch_size=params["batch_size"], learning_rate=params["learning_rate"],
+        generator=torch.Generator().manual_seed(seed), max_batches=1 if dry else None, on_epoch=on_epoch,
+    )
+    if not dry:  # one batch is no autoencoder: never cache it
+        weights.save(model, path, pretrain_loss=np.asarray(history, dtype=np.float64))
+    return {"dlfc.ae_cache": "miss", "dlfc.ae_cache_file": str(path)}
