@@ -5,9 +5,13 @@ Timing depends on the inputs' shape only, so the data are uniform noise of MNIST
 Excluded by default (slow on a CPU); run, on a GPU when there is one::
 
     pytest -m slow tests/test_dec_benchmark.py --benchmark-enable --benchmark-columns=min,median,max,rounds
+
+``DEC_BENCH_THREADS=1`` caps TensorFlow's thread pools (a shared CPU).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -37,7 +41,8 @@ def mnist_scale():
     from harness_dec import runtime
 
     runtime.select_backend("tensorflow", "auto")
-    tags = runtime.configure("tensorflow", "auto", None, False, seed=0)
+    threads = int(os.environ["DEC_BENCH_THREADS"]) if os.environ.get("DEC_BENCH_THREADS") else None
+    tags = runtime.configure("tensorflow", "auto", threads, False, seed=0)
     x = np.random.default_rng(0).random((N, D), dtype=np.float32)
     return x, tags
 

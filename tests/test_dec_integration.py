@@ -60,16 +60,21 @@ def digits_run(digits, tmp_path_factory):
 
 def test_tol_is_checked_only_at_updates_after_the_first(digits_run, digits):
     # tol = 1 stops at the first update where the rule applies: iteration 10, never 0.
-    # The autoencoder comes from the run above's cache file (DEC-keras' --ae_weights).
+    # The autoencoder comes from the run above's cache file (DEC-keras' --ae_weights); the
+    # batches go through the rows in a seeded permutation (order=shuffled).
     x, y = digits
     (weights,) = (digits_run[1].cache_dir / "dec").glob("*.weights.h5")
     context = RecordingContext(truth=y, cache_dir=digits_run[1].cache_dir / "unused")
-    params = {p.name: p.default for p in PARAMS} | {"ae_weights": str(weights), "tol": 1.0, "update_interval": 10}
+    params = {p.name: p.default for p in PARAMS} | {
+        "ae_weights": str(weights), "tol": 1.0, "update_interval": 10, "order": "shuffled"
+    }
     result = fit_predict(x, n_clusters=10, seed=0, params=params, context=context)
     assert result.tags["dec.stopped"] == "tol" and result.tags["dec.iterations"] == "10"
     assert result.tags["dec.ae_cache"] == "loaded" and sorted(context.curves["acc"]) == [0, 10]
-    # the same autoencoder and k-means seed as the cached run: the same starting point
+    # the same autoencoder and k-means seed as the cached run: the same starting point, and the
+    # permuted rows are put back in the data's order before they are scored and returned
     assert context.curves["acc"][0] == digits_run[1].curves["acc"][0]
+    assert score(y, result.labels)["acc"] == pytest.approx(context.curves["acc"][10])
 
 
 def test_clustering_phase_improves_on_kmeans_of_the_same_embedding(digits_run, digits):

@@ -29,6 +29,7 @@ PARAMS = (
     Param("maxiter", int, 20000, "most clustering iterations (mini-batches)", low=1),
     Param("tol", float, 0.001, "stop when fewer than this share of labels change between target updates", low=0, high=1),
     Param("lr", float, 0.01, "clustering-phase SGD learning rate (momentum 0.9)", low=0),
+    Param("order", str, "given", "row order of the clustering phase's sequential batches: as given (DEC-keras), or one seeded permutation (for data stored class by class)", choices=("given", "shuffled")),
     Param("n_init", int, 20, "k-means++ restarts on the embedding that initialise the centres", low=1),
     Param("embedding_dim", int, 10, "size of the embedding (DEC-keras: 10 for every dataset)", low=1),
     Param("ae_weights", str, None, "load this pretrained autoencoder (.weights.h5, or a DEC-keras .h5) instead of training one", nullable=True),

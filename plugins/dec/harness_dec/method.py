@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness import JobContext, MethodResult
 from harness_dec import clustering, presets, runtime
 from harness_dec.cache import AECache, ae_key
+
+if TYPE_CHECKING:  # Keras is imported inside fit_predict, after the backend is chosen
+    import keras
 
 PREDICT_CHUNK = 8192
 """Rows per forward pass when predicting on the whole data set (memory, not results)."""
@@ -97,9 +100,17 @@ def fit_predict(
 
     # ---- stage 3: self-training on the target distribution -----------------------------------
     start = time.perf_counter()
+    order = None
+    if params["order"] == "shuffled":
+        # One fixed permutation of the rows, then DEC-keras' sequential batches over it. For data
+        # stored class by class (COIL-20 here: object by object) the batches then mix classes, as
+        # they did for devyhia, whose loader read the PNGs in file-system (hash) order.
+        order = np.random.default_rng(seed).permutation(n)
+        x_dev = ops.convert_to_tensor(x[order])
     labels, stopped, iteration = self_train(
-        model, x_dev, labels_last, interval=resolved.update_interval, maxiter=1 if context.dry_run else params["maxiter"],
-        tol=params["tol"], batch_size=batch_size, context=context,
+        model, x_dev, labels_last if order is None else labels_last[order], interval=resolved.update_interval,
+        maxiter=1 if context.dry_run else params["maxiter"], tol=params["tol"], batch_size=batch_size,
+        context=context, order=order,
     )
     tags |= {
         "dec.stopped": stopped,
@@ -108,17 +119,22 @@ def fit_predict(
         "dec.labels": "last target update (as DEC-keras)",
     }
     context.progress(1, 1, f"done ({stopped} at iteration {iteration})")
-    return MethodResult(labels=np.asarray(labels, dtype=np.int64), embedding=_predict(encoder, x_dev, n), tags=tags)
+    embedding = _predict(encoder, x_dev, n)
+    if order is not None:
+        embedding = _unpermute(embedding, order)
+    return MethodResult(labels=np.asarray(labels, dtype=np.int64), embedding=embedding, tags=tags)
 
 
 def self_train(
-    model, x_dev, labels_init: np.ndarray, *, interval: int, maxiter: int, tol: float, batch_size: int, context: JobContext
+    model: keras.Model, x_dev: Any, labels_init: np.ndarray, *, interval: int, maxiter: int, tol: float, batch_size: int,
+    context: JobContext, order: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str, int]:
     """DEC-keras' clustering loop; returns (labels of the last target update, why it stopped, iteration).
 
     Every ``interval`` iterations: predict Q on all the data, recompute P, log the scores, apply the
     stop rule; in between, one ``train_on_batch`` per iteration on sequential slices of P and of the
-    device-resident data (a compiled step per call, no host copies of the inputs).
+    device-resident data (a compiled step per call, no host copies of the inputs). When the rows
+    of ``x_dev`` are ``x[order]``, the labels reported and returned are put back in ``x``'s order.
     """
     from keras import ops
 
@@ -133,17 +149,24 @@ def self_train(
             changed = clustering.changed_fraction(labels, labels_last)
             labels_last = labels
             # DEC-keras' log row: the loss is that of the last batch before this update.
-            context.evaluate(labels, step=iteration, loss=loss, delta_label=changed)
+            context.evaluate(labels if order is None else _unpermute(labels, order), step=iteration, loss=loss, delta_label=changed)
             context.progress(iteration, maxiter, f"clustering, {changed:.2%} changed")
             if clustering.should_stop(iteration, changed, tol):
                 stopped = "tol"
                 break
         rows = clustering.batch_at(iteration, batch_size, n)
         loss = float(model.train_on_batch(x_dev[rows.start : rows.stop], p_dev[rows.start : rows.stop]))
-    return labels, stopped, iteration
+    return (labels if order is None else _unpermute(labels, order)), stopped, iteration
 
 
-def _pretrain(ae, x: np.ndarray, resolved: presets.Resolved, batch_size: int, epochs: int, context: JobContext) -> list[float]:
+def _unpermute(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows computed on ``x[order]``, back in the order of ``x``."""
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
+
+def _pretrain(ae: keras.Model, x: np.ndarray, resolved: presets.Resolved, batch_size: int, epochs: int, context: JobContext) -> list[float]:
     """End-to-end MSE training of the whole autoencoder, shuffled batches (DEC-keras' ``pretrain``).
 
     Unlike the DEC paper (greedy layer-wise denoising pretraining), DEC-keras trains all layers at
@@ -171,7 +194,7 @@ def _pretrain(ae, x: np.ndarray, resolved: presets.Resolved, batch_size: int, ep
     return history
 
 
-def _predict(model, x_dev, n: int) -> np.ndarray:
+def _predict(model: keras.Model, x_dev: Any, n: int) -> np.ndarray:
     """The model's output on all rows, in chunks of the device-resident data (no host round trip
     of the inputs, and no per-call data-adapter set-up as ``model.predict`` would do)."""
     parts = [
