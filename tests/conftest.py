@@ -46,21 +46,30 @@ def registry():
 
 
 @pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory):
-    """A real sweep into a temporary store, shared by the CLI and report tests.
+def tiny_methods() -> list[str]:
+    """The methods of the tiny sweep: k-means, a test method that fails on seed 1, one that logs
+    curves and an embedding, and a real deep method at a reduced budget where one is installed."""
+    import importlib.util
 
-    k-means, a method that fails on seed 1, and one that logs curves and an embedding: digits,
-    seeds 0-2. Returns (tracking URI, argv, exit code).
-    """
+    deep = ["dlfc"] if importlib.util.find_spec("harness_dlfc") else []
+    return ["kmeans", "flaky", "curves", *deep]
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, tiny_methods):
+    """A real sweep into a temporary store, shared by the CLI and report tests: the
+    ``tiny_methods`` on digits, seeds 0-2. Returns (tracking URI, argv, exit code)."""
     from harness.cli import main
 
     tmp = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{tmp / 'store' / 'mlflow.db'}"
     argv = [
-        "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,flaky,curves",
+        "run", "--plugin", "harness_test_plugins", "--methods", ",".join(tiny_methods),
         "--datasets", "digits", "--seeds", "0-2", "--tracking-uri", uri, "--experiment", "t",
         "--param", "kmeans.n_init=2",
     ]  # fmt: skip
+    if "dlfc" in tiny_methods:  # a reduced budget: 5 pretraining epochs, 2 target updates
+        argv += ["--param", "dlfc.ae_iterations=5", "--param", "dlfc.cluster_iterations=280"]
     code = main(argv)
     return uri, argv, code
 

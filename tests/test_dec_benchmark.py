@@ -75,9 +75,13 @@ def test_140_clustering_iterations(benchmark, mnist_scale):
     labels = np.arange(N) % K
 
     def run():
-        return self_train(model, x_dev, labels, interval=140, maxiter=140, tol=0.0, batch_size=256, context=_Quiet())
+        return self_train(
+            model, x_dev, labels, interval=140, maxiter=140, tol=0.0, batch_size=256, context=_Quiet()
+        )
 
-    self_train(model, x_dev, labels, interval=140, maxiter=2, tol=0.0, batch_size=256, context=_Quiet())  # warm-up
+    self_train(
+        model, x_dev, labels, interval=140, maxiter=2, tol=0.0, batch_size=256, context=_Quiet()
+    )  # warm-up
     benchmark.extra_info["device"] = tags["device"]
     _, stopped, iteration = benchmark.pedantic(run, rounds=3, iterations=1)
     assert (stopped, iteration) == ("maxiter", 139)

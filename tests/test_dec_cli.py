@@ -15,10 +15,28 @@ from harness.errors import ExitCode
 
 def _argv(tmp: Path, *extra: str) -> list[str]:
     return [
-        "run", "--methods", "dec", "--datasets", "digits", "--seeds", "0",
-        "--param", "dec.pretrain_epochs=5", "--param", "dec.update_interval=10", "--param", "dec.maxiter=45",
-        "--param", "dec.threads=1", "--cache-dir", str(tmp / "cache"),
-        "--tracking-uri", f"sqlite:///{tmp / 'm.db'}", "--experiment", "t", *extra,
+        "run",
+        "--methods",
+        "dec",
+        "--datasets",
+        "digits",
+        "--seeds",
+        "0",
+        "--param",
+        "dec.pretrain_epochs=5",
+        "--param",
+        "dec.update_interval=10",
+        "--param",
+        "dec.maxiter=45",
+        "--param",
+        "dec.threads=1",
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--tracking-uri",
+        f"sqlite:///{tmp / 'm.db'}",
+        "--experiment",
+        "t",
+        *extra,
     ]
 
 

@@ -32,7 +32,7 @@ def test_student_t_soft_assignment_alpha_1(clustering_layer):
 
 def test_student_t_soft_assignment_other_alpha(clustering_layer):
     # alpha = 2: kernel (1 + d²/2)^(-3/2); for d² = 4 that is 3^(-3/2).
-    k = 3 ** -1.5
+    k = 3**-1.5
     q = _soft_assign(clustering_layer, [[0, 0]], [[0, 0], [2, 0]], alpha=2.0)
     np.testing.assert_allclose(q, [[1 / (1 + k), k / (1 + k)]], rtol=1e-6)
 
@@ -110,7 +110,11 @@ def test_batches_match_dec_keras_when_n_is_not_a_multiple(n):
 def test_no_empty_batch_when_n_is_a_multiple_of_the_batch_size():
     # DEC-keras would train on x[512:512] (empty) every third step here; we wrap straight to 0.
     assert _dec_keras_batches(512, 256, 3)[2] == (512, 512)
-    assert [(batch_at(i, 256, 512).start, batch_at(i, 256, 512).stop) for i in range(3)] == [(0, 256), (256, 512), (0, 256)]
+    assert [(batch_at(i, 256, 512).start, batch_at(i, 256, 512).stop) for i in range(3)] == [
+        (0, 256),
+        (256, 512),
+        (0, 256),
+    ]
 
 
 def test_batch_at_rejects_nonsense():

@@ -66,7 +66,10 @@ def test_tol_is_checked_only_at_updates_after_the_first(digits_run, digits):
     (weights,) = (digits_run[1].cache_dir / "dec").glob("*.weights.h5")
     context = RecordingContext(truth=y, cache_dir=digits_run[1].cache_dir / "unused")
     params = {p.name: p.default for p in PARAMS} | {
-        "ae_weights": str(weights), "tol": 1.0, "update_interval": 10, "order": "shuffled"
+        "ae_weights": str(weights),
+        "tol": 1.0,
+        "update_interval": 10,
+        "order": "shuffled",
     }
     result = fit_predict(x, n_clusters=10, seed=0, params=params, context=context)
     assert result.tags["dec.stopped"] == "tol" and result.tags["dec.iterations"] == "10"
@@ -128,4 +131,6 @@ def test_missing_ae_weights_file_is_a_clear_error(digits, tmp_path):
     x, y = digits
     params = {p.name: p.default for p in PARAMS} | {"ae_weights": str(tmp_path / "nope.weights.h5")}
     with pytest.raises(FileNotFoundError, match="ae_weights file .*nope.weights.h5.* does not exist"):
-        fit_predict(x, n_clusters=10, seed=0, params=params, context=RecordingContext(truth=y, cache_dir=tmp_path))
+        fit_predict(
+            x, n_clusters=10, seed=0, params=params, context=RecordingContext(truth=y, cache_dir=tmp_path)
+        )

@@ -29,7 +29,14 @@ def _params(**given):
 )
 def test_auto_preset_follows_dec_keras(dataset, expected):
     r = resolve(_params(), dataset)
-    assert (r.preset, r.init, r.pretrain_optimizer, r.pretrain_lr, r.pretrain_epochs, r.update_interval) == expected
+    assert (
+        r.preset,
+        r.init,
+        r.pretrain_optimizer,
+        r.pretrain_lr,
+        r.pretrain_epochs,
+        r.update_interval,
+    ) == expected
 
 
 def test_datasets_dec_keras_never_had_get_the_documented_fallback():
@@ -54,19 +61,36 @@ def test_spec_declares_dec_keras_cli_parameters():
     assert spec.name == "dec" and spec.input == "flat" and spec.framework == "keras"
     for name in ("batch_size", "maxiter", "pretrain_epochs", "update_interval", "tol", "ae_weights"):
         assert name in defaults
-    assert (defaults["batch_size"], defaults["maxiter"], defaults["tol"], defaults["n_init"]) == (256, 20000, 0.001, 20)
+    assert (defaults["batch_size"], defaults["maxiter"], defaults["tol"], defaults["n_init"]) == (
+        256,
+        20000,
+        0.001,
+        20,
+    )
     assert resolve_params(spec, {"maxiter": "2e4"})["maxiter"] == 20000  # as DEC-keras' --maxiter 2e4
 
 
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"preset": "mnst"}, "parameter 'preset' must be one of 'auto', 'mnist'.*got 'mnst' \\(did you mean 'mnist'\\?\\)"),
-        ({"backend": "pytorch"}, "parameter 'backend' must be one of 'tensorflow', 'jax', 'torch'.*got 'pytorch'"),
+        (
+            {"preset": "mnst"},
+            "parameter 'preset' must be one of 'auto', 'mnist'.*got 'mnst' \\(did you mean 'mnist'\\?\\)",
+        ),
+        (
+            {"backend": "pytorch"},
+            "parameter 'backend' must be one of 'tensorflow', 'jax', 'torch'.*got 'pytorch'",
+        ),
         ({"pretrain_epochs": 0}, "parameter 'pretrain_epochs' must be an integer >= 1 or none, got 0"),
         ({"tol": 2}, "parameter 'tol' must be a number in \\[0, 1\\], got 2"),
-        ({"init": "he_normal"}, "parameter 'init' must be one of 'auto', 'glorot_uniform', 'variance_scaling'"),
-        ({"update_intervall": 3}, "has no parameter 'update_intervall' \\(did you mean 'update_interval'\\?\\)"),
+        (
+            {"init": "he_normal"},
+            "parameter 'init' must be one of 'auto', 'glorot_uniform', 'variance_scaling'",
+        ),
+        (
+            {"update_intervall": 3},
+            "has no parameter 'update_intervall' \\(did you mean 'update_interval'\\?\\)",
+        ),
     ],
 )
 def test_bad_values_name_the_value_and_the_valid_ones(given, message):

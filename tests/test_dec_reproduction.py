@@ -28,15 +28,30 @@ ROOT = Path(__file__).resolve().parents[1]
 def _final_scores(tmp: Path, experiment: str) -> tuple[np.ndarray, np.ndarray]:
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'm.db'}")
     exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job' and attributes.status = 'FINISHED'")
+    runs = client.search_runs(
+        [exp.experiment_id], "tags.`harness.kind` = 'job' and attributes.status = 'FINISHED'"
+    )
     assert len(runs) == 5
-    return (np.array([r.data.metrics["acc"] for r in runs]), np.array([r.data.metrics["nmi_geometric"] for r in runs]))
+    return (
+        np.array([r.data.metrics["acc"] for r in runs]),
+        np.array([r.data.metrics["nmi_geometric"] for r in runs]),
+    )
 
 
 def _run(config: str, shared_data: Path, tmp: Path, *extra: str) -> None:
     argv = [
-        "run", "--config", str(ROOT / "configs" / config), "--seeds", "0-4", "--param", "dec.threads=1",
-        "--data-dir", str(shared_data), "--tracking-uri", f"sqlite:///{tmp / 'm.db'}", *extra,
+        "run",
+        "--config",
+        str(ROOT / "configs" / config),
+        "--seeds",
+        "0-4",
+        "--param",
+        "dec.threads=1",
+        "--data-dir",
+        str(shared_data),
+        "--tracking-uri",
+        f"sqlite:///{tmp / 'm.db'}",
+        *extra,
     ]
     assert main(argv) == ExitCode.OK
 

@@ -40,7 +40,14 @@ def test_one_pretraining_epoch(benchmark, data, device):
     model = ConvAutoencoder((28, 28, 1), 10).to(device)
 
     def epoch():
-        pretrain(model, data, epochs=1, batch_size=256, learning_rate=1.0, generator=torch.Generator().manual_seed(0))
+        pretrain(
+            model,
+            data,
+            epochs=1,
+            batch_size=256,
+            learning_rate=1.0,
+            generator=torch.Generator().manual_seed(0),
+        )
         _sync(device)
 
     benchmark.pedantic(epoch, rounds=2, iterations=1, warmup_rounds=0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -17,7 +15,9 @@ from harness.errors import ExitCode  # noqa: E402
 def _runs(uri: str):
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("t")
-    runs = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'", order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [exp.experiment_id], "tags.`harness.kind` = 'job'", order_by=["attributes.start_time ASC"]
+    )
     return client, runs
 
 
@@ -26,10 +26,29 @@ def dlfc_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dlfc-cli")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     argv = [
-        "run", "--methods", "dlfc", "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri,
-        "--experiment", "t", "--cache-dir", str(tmp / "cache"), "--device", "cpu",
-        "--param", "dlfc.ae_iterations=2", "--param", "dlfc.cluster_iterations=100",
-        "--param", "dlfc.interval_updation=50", "--param", "dlfc.attention=False",
+        "run",
+        "--methods",
+        "dlfc",
+        "--datasets",
+        "digits",
+        "--seeds",
+        "0",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+        "--cache-dir",
+        str(tmp / "cache"),
+        "--device",
+        "cpu",
+        "--param",
+        "dlfc.ae_iterations=2",
+        "--param",
+        "dlfc.cluster_iterations=100",
+        "--param",
+        "dlfc.interval_updation=50",
+        "--param",
+        "dlfc.attention=False",
     ]
     mp = pytest.MonkeyPatch()
     mp.setenv("HARNESS_DLFC_THREADS", "1")  # inherited by the worker process
@@ -83,10 +102,23 @@ def test_weights_that_do_not_fit_are_a_failed_run_naming_file_and_layer(tmp_path
     path = tmp_path / "w28.h5"
     weights.save(ConvAutoencoder((28, 28, 1), 10), path)  # digits are 8x8
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = main([
-        "run", "--methods", "dlfc", "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri,
-        "--experiment", "t", "--param", f"dlfc.ae_weights={path}",
-    ])
+    code = main(
+        [
+            "run",
+            "--methods",
+            "dlfc",
+            "--datasets",
+            "digits",
+            "--seeds",
+            "0",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "t",
+            "--param",
+            f"dlfc.ae_weights={path}",
+        ]
+    )
     assert code == ExitCode.JOBS_FAILED
     _, runs = _runs(uri)
     error = runs[0].data.tags["harness.error"]

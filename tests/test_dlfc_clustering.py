@@ -63,10 +63,14 @@ def _toy(n: int):
     return x, model, layer, (np.arange(n) >= n // 2).astype(int)
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (10, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3], [4, 5, 6, 7]]),
-    (8, [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]]),  # never an empty batch
-], ids=["partial-last-batch", "exact-multiple"])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (10, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3], [4, 5, 6, 7]]),
+        (8, [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]]),  # never an empty batch
+    ],
+    ids=["partial-last-batch", "exact-multiple"],
+)
 def test_batches_are_sequential_and_wrap_after_the_partial_batch(n, expected):
     x, model, layer, init = _toy(n)
     cluster(model, layer, x, init, batch_size=4, max_iterations=5, interval=100, tolerance=0.0)
@@ -77,7 +81,14 @@ def test_updates_every_interval_and_stops_on_tolerance_with_the_last_update_labe
     x, model, layer, init = _toy(40)
     seen = []
     outcome = cluster(
-        model, layer, x, init, batch_size=8, max_iterations=100, interval=7, tolerance=0.5,
+        model,
+        layer,
+        x,
+        init,
+        batch_size=8,
+        max_iterations=100,
+        interval=7,
+        tolerance=0.5,
         on_update=lambda it, labels, delta, loss: seen.append((it, labels.copy(), delta, loss)),
     )
     # Well separated: no label changes, so the first check after iteration 0 (at 7) stops the loop.
@@ -92,8 +103,17 @@ def test_updates_every_interval_and_stops_on_tolerance_with_the_last_update_labe
 def test_runs_to_max_iterations_when_tolerance_is_zero():
     x, model, layer, init = _toy(40)
     seen = []
-    outcome = cluster(model, layer, x, init, batch_size=8, max_iterations=30, interval=10, tolerance=0.0,
-                      on_update=lambda it, *rest: seen.append(it))
+    outcome = cluster(
+        model,
+        layer,
+        x,
+        init,
+        batch_size=8,
+        max_iterations=30,
+        interval=10,
+        tolerance=0.0,
+        on_update=lambda it, *rest: seen.append(it),
+    )
     assert seen == [0, 10, 20] and outcome.iterations == 30 and not outcome.stopped_by_tolerance
 
 

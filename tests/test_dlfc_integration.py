@@ -75,12 +75,24 @@ def test_reduced_budget_clusters_digits_and_the_cache_reproduces_it(digits, regi
     loss = [v for _, v in ctx.curves["pretrain_loss"]]
     assert len(loss) == 15 and loss[-1] < 0.6 * loss[0]
     assert [s for s, _ in ctx.curves["acc"]] == [0, 70, 140]
-    assert [s for s, _ in ctx.curves["loss"]] == [70, 140] and [s for s, _ in ctx.curves["delta_label"]] == [70, 140]
+    assert [s for s, _ in ctx.curves["loss"]] == [70, 140] and [s for s, _ in ctx.curves["delta_label"]] == [
+        70,
+        140,
+    ]
     assert {"nmi_geometric", "ari"} <= set(ctx.curves)
     assert ctx.curves["acc"][-1][1] == pytest.approx(acc)  # labels = those of the last update
     tags = result.tags
-    assert tags["dlfc.ae_cache"] == "miss" and tags["device"] == "cpu" and tags["version.torch"] == torch.__version__
-    assert tags["dlfc.n_parameters"] == str(sum(9 * a * b + b for a, b in [(1, 32), (32, 64), (64, 64), (64, 32), (32, 1)]) + 2 * 256 * 10 + 10 + 256)  # 8 px: code 2x2x64
+    assert (
+        tags["dlfc.ae_cache"] == "miss"
+        and tags["device"] == "cpu"
+        and tags["version.torch"] == torch.__version__
+    )
+    assert tags["dlfc.n_parameters"] == str(
+        sum(9 * a * b + b for a, b in [(1, 32), (32, 64), (64, 64), (64, 32), (32, 1)])
+        + 2 * 256 * 10
+        + 10
+        + 256
+    )  # 8 px: code 2x2x64
     assert {"torch.cudnn_deterministic", "torch.deterministic_algorithms", "torch.num_threads"} <= set(tags)
     assert len(list((tmp_path / "dlfc").glob("ae-*.h5"))) == 1
 
@@ -109,10 +121,14 @@ def test_dry_run_is_one_batch_per_phase_and_caches_nothing(digits, registry, tmp
     assert result.labels.shape == (1797,) and not (tmp_path / "dlfc").exists()
 
 
-@pytest.mark.parametrize(("mode", "extra", "width"), [("ae", {"include_layer": 32}, 10), ("cae", {"attention": True}, 10)])
+@pytest.mark.parametrize(
+    ("mode", "extra", "width"), [("ae", {"include_layer": 32}, 10), ("cae", {"attention": True}, 10)]
+)
 def test_other_architectures_run(digits, registry, tmp_path, mode, extra, width):
     x, labels = digits
-    result, _ = _run(x, labels, registry, tmp_path, mode=mode, ae_iterations=2, cluster_iterations=10, **extra)
+    result, _ = _run(
+        x, labels, registry, tmp_path, mode=mode, ae_iterations=2, cluster_iterations=10, **extra
+    )
     assert result.embedding.shape == (1797, width) and len(np.unique(result.labels)) > 1
 
 
@@ -122,8 +138,21 @@ def test_a_weights_file_that_does_not_fit_fails_before_any_training(digits, regi
 
     x, labels = digits
     weights.save(ConvAutoencoder((8, 8, 1), 10, attention=True), tmp_path / "att.h5")
-    with pytest.raises(WeightsMismatchError, match=r"att.h5' \(conv autoencoder, input 8x8x1, K=10, attention=True\) does not fit .*unexpected attention.dense.bias"):
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"att.h5' \(conv autoencoder, input 8x8x1, K=10, attention=True\) does not fit .*unexpected attention.dense.bias",
+    ):
         _run(x, labels, registry, tmp_path, ae_weights=str(tmp_path / "att.h5"))
-    result, _ = _run(x, labels, registry, tmp_path, ae_weights=str(tmp_path / "att.h5"), attention=True, cluster_iterations=1)
-    assert result.tags["dlfc.ae_cache"] == "loaded" and result.tags["dlfc.ae_weights_format"] == "harness-dlfc"
+    result, _ = _run(
+        x,
+        labels,
+        registry,
+        tmp_path,
+        ae_weights=str(tmp_path / "att.h5"),
+        attention=True,
+        cluster_iterations=1,
+    )
+    assert (
+        result.tags["dlfc.ae_cache"] == "loaded" and result.tags["dlfc.ae_weights_format"] == "harness-dlfc"
+    )
     assert len(result.tags["dlfc.ae_weights_sha256"]) == 64

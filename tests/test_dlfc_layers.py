@@ -52,7 +52,9 @@ def test_strided_transposed_conv_keeps_the_first_outputs_hand_computed():
         [4.0, 4.0, 10.0, 6.0],
         [3.0, 3.0, 7.0, 4.0],
     ]
-    torch_style = torch.nn.functional.conv_transpose2d(x, torch.ones(1, 1, 3, 3), stride=2, padding=1, output_padding=1)
+    torch_style = torch.nn.functional.conv_transpose2d(
+        x, torch.ones(1, 1, 3, 3), stride=2, padding=1, output_padding=1
+    )
     assert torch_style[0, 0, 0].tolist() == [1.0, 3.0, 2.0, 2.0]
 
 
@@ -76,7 +78,13 @@ def test_layers_match_a_direct_numpy_definition(stride, size):
     padded = np.pad(x, ((before, after), (before, after)))
     n_out = -(-size // stride)
     ref = np.array(
-        [[(padded[i * stride : i * stride + 3, j * stride : j * stride + 3] * k).sum() for j in range(n_out)] for i in range(n_out)]
+        [
+            [
+                (padded[i * stride : i * stride + 3, j * stride : j * stride + 3] * k).sum()
+                for j in range(n_out)
+            ]
+            for i in range(n_out)
+        ]
     )
     np.testing.assert_allclose(conv(xt)[0, 0].detach().numpy(), ref, rtol=1e-5, atol=1e-5)
 
@@ -118,7 +126,9 @@ def test_attention_gates_the_embedding_with_a_softmax():
     torch.testing.assert_close(model.encode(x), z * gate)
 
 
-@pytest.mark.parametrize(("size", "channels", "k"), [(8, 1, 10), (16, 1, 10), (30, 1, 20), (32, 3, 10), (128, 1, 20)])
+@pytest.mark.parametrize(
+    ("size", "channels", "k"), [(8, 1, 10), (16, 1, 10), (30, 1, 20), (32, 3, 10), (128, 1, 20)]
+)
 def test_conv_autoencoder_takes_every_harness_size(size, channels, k):
     model = ConvAutoencoder((size, size, channels), k)
     x = torch.rand(2, channels, size, size)
@@ -129,7 +139,9 @@ def test_conv_autoencoder_takes_every_harness_size(size, channels, k):
 def test_keras_initialisation_glorot_uniform_and_zero_biases():
     torch.manual_seed(0)
     model = ConvAutoencoder((28, 28, 1), 10)
-    assert all(float(b.detach().abs().max()) == 0.0 for n, b in model.named_parameters() if n.endswith("bias"))
+    assert all(
+        float(b.detach().abs().max()) == 0.0 for n, b in model.named_parameters() if n.endswith("bias")
+    )
     limit = np.sqrt(6 / (3136 + 10))  # glorot: sqrt(6 / (fan_in + fan_out))
     w = model.latent.weight.detach()
     assert float(w.abs().max()) <= limit and float(w.abs().max()) > 0.9 * limit
@@ -137,13 +149,17 @@ def test_keras_initialisation_glorot_uniform_and_zero_biases():
     assert float(model.conv2.weight.detach().abs().max()) <= limit_conv
 
 
-@pytest.mark.parametrize(("include_layer", "widths"), [(None, [784, 500, 500, 2000, 10]), (64, [784, 500, 500, 2000, 64, 10])])
+@pytest.mark.parametrize(
+    ("include_layer", "widths"), [(None, [784, 500, 500, 2000, 10]), (64, [784, 500, 500, 2000, 64, 10])]
+)
 def test_mlp_autoencoder_is_decs_with_an_embedding_of_size_k(include_layer, widths):
     model = build_autoencoder("ae", (28, 28, 1), 10, include_layer=include_layer)
     assert isinstance(model, MLPAutoencoder)
     linear = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
     assert [m.in_features for m in linear] + [linear[-1].out_features] == widths
-    expected = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) * 2 - sum(widths[1:]) + sum(widths[:-1])
+    expected = (
+        sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) * 2 - sum(widths[1:]) + sum(widths[:-1])
+    )
     assert _n_params(model) == expected
     x = torch.rand(5, 1, 28, 28)
     assert model.encode(x).shape == (5, 10) and model(x).shape == x.shape

@@ -17,16 +17,31 @@ def spec(registry):
 def test_the_seeds_parameters_with_their_defaults(spec):
     # The seed's train.py flags, by name; learning_rate gets a usable default (the seed had none).
     assert spec.defaults() == {
-        "mode": "cae", "attention": False, "include_layer": None, "batch_size": 256,
-        "ae_iterations": 300, "learning_rate": 1.0, "cluster_iterations": 15000,
-        "interval_updation": 140, "tolerance_threshold": 0.001, "ae_weights": None,
+        "mode": "cae",
+        "attention": False,
+        "include_layer": None,
+        "batch_size": 256,
+        "ae_iterations": 300,
+        "learning_rate": 1.0,
+        "cluster_iterations": 15000,
+        "interval_updation": 140,
+        "tolerance_threshold": 0.001,
+        "ae_weights": None,
     }
     assert spec.input == "image" and spec.framework == "pytorch"
 
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("False", False), ("false", False), ("0", False), ("no", False), ("True", True), ("true", True), ("1", True)],
+    [
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("True", True),
+        ("true", True),
+        ("1", True),
+    ],
 )
 def test_attention_is_a_real_boolean(spec, given, expected):
     # The seed's argparse type=bool made "-att False" switch attention ON.
@@ -34,10 +49,16 @@ def test_attention_is_a_real_boolean(spec, given, expected):
 
 
 def test_flags_become_typed_values(spec):
-    flags = parse_param_flags([
-        "dlfc.mode=dae", "dlfc.include_layer=64", "dlfc.cluster_iterations=2e4", "dlfc.learning_rate=0.1",
-        "dlfc.ae_weights=../shared/models/dlfc/mnist_ae_with_attention.h5", "dlfc.tolerance_threshold=0.01",
-    ])["dlfc"]
+    flags = parse_param_flags(
+        [
+            "dlfc.mode=dae",
+            "dlfc.include_layer=64",
+            "dlfc.cluster_iterations=2e4",
+            "dlfc.learning_rate=0.1",
+            "dlfc.ae_weights=../shared/models/dlfc/mnist_ae_with_attention.h5",
+            "dlfc.tolerance_threshold=0.01",
+        ]
+    )["dlfc"]
     got = resolve(spec, flags)
     assert got["mode"] == "dae" and got["include_layer"] == 64 and got["cluster_iterations"] == 20000
     assert got["learning_rate"] == 0.1 and got["tolerance_threshold"] == 0.01
@@ -48,12 +69,18 @@ def test_flags_become_typed_values(spec):
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"mode": "cea"}, "parameter 'mode' must be one of 'cae', 'dae', 'ae', got 'cea' (did you mean 'cae'?)"),
+        (
+            {"mode": "cea"},
+            "parameter 'mode' must be one of 'cae', 'dae', 'ae', got 'cea' (did you mean 'cae'?)",
+        ),
         ({"attention": "maybe"}, "parameter 'attention' must be true or false, got 'maybe'"),
         ({"batch_size": "0"}, "parameter 'batch_size' must be an integer >= 1, got '0'"),
         ({"tolerance_threshold": "2"}, "parameter 'tolerance_threshold' must be a number in [0, 1], got '2'"),
         ({"learning_rate": "fast"}, "parameter 'learning_rate' must be a number >= 0, got 'fast'"),
-        ({"interval": "140"}, "method 'dlfc' has no parameter 'interval' (did you mean 'interval_updation'?)"),
+        (
+            {"interval": "140"},
+            "method 'dlfc' has no parameter 'interval' (did you mean 'interval_updation'?)",
+        ),
     ],
 )
 def test_bad_values_name_the_parameter_and_what_is_valid(spec, given, message):
@@ -63,7 +90,9 @@ def test_bad_values_name_the_parameter_and_what_is_valid(spec, given, message):
 
 
 def test_yaml_values_and_sizes_below_the_minimum(registry):
-    sweep = build_sweep(registry, {"methods": ["dlfc"], "datasets": ["digits"], "params": {"dlfc": {"attention": True}}})
+    sweep = build_sweep(
+        registry, {"methods": ["dlfc"], "datasets": ["digits"], "params": {"dlfc": {"attention": True}}}
+    )
     assert sweep.params["dlfc"]["attention"] is True
     with pytest.raises(UsageError, match="method 'dlfc' needs input images of at least 4 px, got 2"):
         build_sweep(registry, {"methods": ["dlfc"], "datasets": ["digits"], "sizes": [2]})

@@ -48,8 +48,12 @@ def write_keras_file(model: ConvAutoencoder, path: Path) -> None:
     enc = [("conv2d_7", model.conv1), ("conv2d_8", model.conv2), ("latent_vector", model.latent)]
     if model.attention is not None:
         enc.append(("attention_vec", model.attention.dense))
-    dec = [("dense_4", model.expand), ("conv2d_transpose_7", model.deconv1),
-           ("conv2d_transpose_8", model.deconv2), ("conv2d_transpose_9", model.deconv3)]
+    dec = [
+        ("dense_4", model.expand),
+        ("conv2d_transpose_7", model.deconv1),
+        ("conv2d_transpose_8", model.deconv2),
+        ("conv2d_transpose_9", model.deconv3),
+    ]
     with h5py.File(path, "w") as fh:
         fh.attrs["layer_names"] = [b"encoder_input", b"encoder", b"decoder"]
         fh.create_group("encoder_input").attrs["weight_names"] = np.array([], dtype=np.float64)
@@ -91,18 +95,42 @@ def test_own_format_round_trip_with_attributes(tmp_path):
 @pytest.mark.parametrize(
     ("file_attention", "model_kwargs", "message"),
     [
-        (True, {}, "was saved with the attention gate, but the model was built without it (set dlfc.attention=true"),
-        (False, {"attention": True}, "was saved without the attention gate, but the model was built with it (set dlfc.attention=false"),
-        (False, {"n_clusters": 20}, "layer 'encoder/latent_vector' kernel has shape (3136, 10), the model (conv autoencoder, input 28x28x1, K=20, attention=False) expects (3136, 20)"),
-        (False, {"size": 16}, "layer 'encoder/latent_vector' kernel has shape (3136, 10), the model (conv autoencoder, input 16x16x1, K=10, attention=False) expects (1024, 10)"),
-        (False, {"channels": 3}, "layer 'encoder/conv2d_7' kernel has shape (3, 3, 1, 32), the model (conv autoencoder, input 28x28x3"),
+        (
+            True,
+            {},
+            "was saved with the attention gate, but the model was built without it (set dlfc.attention=true",
+        ),
+        (
+            False,
+            {"attention": True},
+            "was saved without the attention gate, but the model was built with it (set dlfc.attention=false",
+        ),
+        (
+            False,
+            {"n_clusters": 20},
+            "layer 'encoder/latent_vector' kernel has shape (3136, 10), the model (conv autoencoder, input 28x28x1, K=20, attention=False) expects (3136, 20)",
+        ),
+        (
+            False,
+            {"size": 16},
+            "layer 'encoder/latent_vector' kernel has shape (3136, 10), the model (conv autoencoder, input 16x16x1, K=10, attention=False) expects (1024, 10)",
+        ),
+        (
+            False,
+            {"channels": 3},
+            "layer 'encoder/conv2d_7' kernel has shape (3, 3, 1, 32), the model (conv autoencoder, input 28x28x3",
+        ),
     ],
     ids=["attention-file", "no-attention-file", "k20", "16px", "rgb"],
 )
-def test_a_file_that_does_not_fit_names_the_file_layer_and_shapes(tmp_path, file_attention, model_kwargs, message):
+def test_a_file_that_does_not_fit_names_the_file_layer_and_shapes(
+    tmp_path, file_attention, model_kwargs, message
+):
     write_keras_file(ConvAutoencoder((28, 28, 1), 10, file_attention), tmp_path / "keras.h5")
     size, channels = model_kwargs.get("size", 28), model_kwargs.get("channels", 1)
-    model = ConvAutoencoder((size, size, channels), model_kwargs.get("n_clusters", 10), model_kwargs.get("attention", False))
+    model = ConvAutoencoder(
+        (size, size, channels), model_kwargs.get("n_clusters", 10), model_kwargs.get("attention", False)
+    )
     with pytest.raises(WeightsMismatchError) as info:
         weights.load(model, tmp_path / "keras.h5")
     assert str(tmp_path / "keras.h5") in str(info.value) and message in str(info.value)
@@ -110,21 +138,31 @@ def test_a_file_that_does_not_fit_names_the_file_layer_and_shapes(tmp_path, file
 
 def test_conv_file_into_the_mlp_says_how_many_layers_each_has(tmp_path):
     write_keras_file(ConvAutoencoder((28, 28, 1), 10), tmp_path / "keras.h5")
-    with pytest.raises(WeightsMismatchError, match=r"has 7 weight layers \(encoder/conv2d_7, .*expects 8 \(encoder.0,"):
+    with pytest.raises(
+        WeightsMismatchError, match=r"has 7 weight layers \(encoder/conv2d_7, .*expects 8 \(encoder.0,"
+    ):
         weights.load(build_autoencoder("ae", (28, 28, 1), 10), tmp_path / "keras.h5")
 
 
 def test_own_file_into_another_architecture(tmp_path):
     weights.save(build_autoencoder("ae", (8, 8, 1), 10), tmp_path / "own.h5")
-    with pytest.raises(WeightsMismatchError, match=r"own.h5' \(MLP autoencoder, .*\) does not fit the model \(conv autoencoder.*missing conv1.bias"):
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"own.h5' \(MLP autoencoder, .*\) does not fit the model \(conv autoencoder.*missing conv1.bias",
+    ):
         weights.load(ConvAutoencoder((8, 8, 1), 10), tmp_path / "own.h5")
-    with pytest.raises(WeightsMismatchError, match=r"encoder.0.weight has shape \(500, 64\), the model .* expects \(500, 256\)"):
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"encoder.0.weight has shape \(500, 64\), the model .* expects \(500, 256\)",
+    ):
         weights.load(build_autoencoder("ae", (16, 16, 1), 10), tmp_path / "own.h5")
 
 
 def test_missing_and_non_hdf5_files(tmp_path):
     model = ConvAutoencoder((28, 28, 1), 10)
-    with pytest.raises(FileNotFoundError, match=r"weights file '.*nope.h5' not found \(parameter ae_weights\)"):
+    with pytest.raises(
+        FileNotFoundError, match=r"weights file '.*nope.h5' not found \(parameter ae_weights\)"
+    ):
         weights.load(model, tmp_path / "nope.h5")
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04not hdf5")
     with pytest.raises(WeightsMismatchError, match="model.pkl' is not an HDF5 file"):
@@ -165,8 +203,16 @@ def test_published_weights_need_tensorflow_padding(dlfc_models, shared_data):
         h = F.relu(F.conv2d(h, model.conv2.weight, model.conv2.bias, stride=2, padding=1))
         z = model.latent(h.permute(0, 2, 3, 1).flatten(1))
         h = model.expand(z).view(-1, 7, 7, 64).permute(0, 3, 1, 2)
-        h = F.relu(F.conv_transpose2d(h, model.deconv1.weight, model.deconv1.bias, stride=2, padding=1, output_padding=1))
-        h = F.relu(F.conv_transpose2d(h, model.deconv2.weight, model.deconv2.bias, stride=2, padding=1, output_padding=1))
+        h = F.relu(
+            F.conv_transpose2d(
+                h, model.deconv1.weight, model.deconv1.bias, stride=2, padding=1, output_padding=1
+            )
+        )
+        h = F.relu(
+            F.conv_transpose2d(
+                h, model.deconv2.weight, model.deconv2.bias, stride=2, padding=1, output_padding=1
+            )
+        )
         sym = torch.sigmoid(F.conv_transpose2d(h, model.deconv3.weight, model.deconv3.bias, padding=1))
         sym_mse = F.mse_loss(sym, x).item()
     assert 0.008 < tf_mse < 0.013
