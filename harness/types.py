@@ -133,6 +133,16 @@ class MethodResult:
 FitPredict = Callable[..., MethodResult]
 """``fit_predict(x, *, n_clusters, seed, params, context) -> MethodResult``."""
 
+FitPredictSeeds = Callable[..., list[MethodResult]]
+"""``fit_predict_seeds(x, *, n_clusters, seeds, params, contexts) -> list[MethodResult]``.
+
+Trains several seeds of one configuration together (``harness run --batch-seeds``). ``seeds`` and
+``contexts`` are parallel sequences: ``contexts[i].seed == seeds[i]``, and what is logged on
+``contexts[i]`` goes to that seed's own run. Returns one result per seed, in the same order. Each
+seed must get what ``fit_predict(seed=seeds[i])`` would give it (its own initial weights, batch
+order, k-means start and stop rule); only floating-point summation order may differ.
+"""
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -151,6 +161,9 @@ class MethodSpec:
     description: str = ""
     min_size: int = 1
     """The smallest input size (pixels per side) the method can take."""
+    fit_predict_seeds: FitPredictSeeds | None = None
+    """Optional: train several seeds at once (see :data:`FitPredictSeeds`); without it,
+    ``--batch-seeds`` runs this method's seeds one at a time."""
 
     def param(self, name: str) -> Param:
         for p in self.params:
