@@ -286,14 +286,16 @@ def test_the_method_spec_registers_seed_batching(registry):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graph_steps_match_eager_steps(monkeypatch):
-    from harness_dlfc.steps import GraphedStep
+    """The self-check of the CUDA path: every loop, graphed against eager, on the same start."""
+    from harness_dlfc.method import seed_torch
+    from harness_dlfc.steps import GraphedStep, compile_step
 
     device = torch.device("cuda")
     x = torch.rand(1000, 1, 28, 28, device=device)
 
     def trained(graphs: bool):
         monkeypatch.setenv("HARNESS_DLFC_GRAPHS", "1" if graphs else "0")
-        torch.manual_seed(0)
+        seed_torch(0)  # deterministic cuDNN: graph and eager then run the same kernels
         model = ConvAutoencoder((28, 28, 1), 10, attention=True).to(device)
         curve = pretrain(model, x, epochs=2, batch_size=256, learning_rate=1.0, generator=torch.Generator().manual_seed(0))
         layer = ClusteringLayer(10, 10).to(device)
@@ -303,7 +305,9 @@ def test_cuda_graph_steps_match_eager_steps(monkeypatch):
         curves = pretrain_stacked(
             stack, x, epochs=1, batch_size=256, learning_rate=1.0, generators=[torch.Generator().manual_seed(s) for s in (0, 1)]
         )  # fmt: skip
-        return model, curve, out, curves
+        mu = torch.randn(2, 10, 10, generator=torch.Generator().manual_seed(1)).to(device)
+        outs = cluster_stacked(stack, mu, x, [init, init], batch_size=256, max_iterations=20, interval=7, tolerance=0.0)
+        return model, curve, out, curves, outs, stack.models[1]
 
     eager = trained(False)
     graphed = trained(True)
@@ -311,4 +315,8 @@ def test_cuda_graph_steps_match_eager_steps(monkeypatch):
     np.testing.assert_allclose(graphed[1], eager[1], rtol=1e-5)
     assert (graphed[2].labels == eager[2].labels).mean() > 0.99
     np.testing.assert_allclose(graphed[3], eager[3], rtol=1e-5)
-    assert GraphedStep  # the graphed class is what compile_step used
+    for a, b in zip(graphed[4], eager[4]):
+        assert (a.labels == b.labels).mean() > 0.99
+    _assert_same_weights(graphed[5], eager[5], atol=1e-5)
+    monkeypatch.setenv("HARNESS_DLFC_GRAPHS", "1")
+    assert isinstance(compile_step(lambda t: t * 2, [x[:4]], []), GraphedStep)
