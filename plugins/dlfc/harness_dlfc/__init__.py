@@ -57,12 +57,22 @@ def fit_predict(
     return run(x, n_clusters=n_clusters, seed=seed, params=params, context=context)
 
 
+def fit_predict_seeds(
+    x: np.ndarray, *, n_clusters: int, seeds: list[int], params: dict[str, Any], contexts: list[JobContext]
+) -> list[MethodResult]:
+    """Several seeds trained as one stacked model; see :func:`harness_dlfc.method.fit_predict_seeds`."""
+    from harness_dlfc.method import fit_predict_seeds as run
+
+    return run(x, n_clusters=n_clusters, seeds=seeds, params=params, contexts=contexts)
+
+
 @hookimpl
 def harness_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="dlfc",
             fit_predict=fit_predict,
+            fit_predict_seeds=fit_predict_seeds,
             params=PARAMS,
             input="image",
             framework="pytorch",

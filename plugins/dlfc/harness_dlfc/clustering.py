@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness_dlfc.steps import MomentumSGD, compile_step
+
 KERAS_EPSILON = 1e-7
 """Keras' ``kld`` loss clips both distributions to [1e-7, 1]."""
 
@@ -29,9 +31,14 @@ class ClusteringLayer(nn.Module):
         nn.init.xavier_uniform_(self.centres)  # overwritten by k-means before use
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        dist2 = ((z.unsqueeze(1) - self.centres.unsqueeze(0)) ** 2).sum(-1)
-        q = (1.0 + dist2 / self.alpha) ** (-(self.alpha + 1.0) / 2.0)
-        return q / q.sum(dim=1, keepdim=True)
+        return soft_assign(z, self.centres, self.alpha)
+
+
+def soft_assign(z: torch.Tensor, centres: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The clustering layer as a function (shared with the seed-batched loop, which vmaps it)."""
+    dist2 = ((z.unsqueeze(1) - centres.unsqueeze(0)) ** 2).sum(-1)
+    q = (1.0 + dist2 / alpha) ** (-(alpha + 1.0) / 2.0)
+    return q / q.sum(dim=1, keepdim=True)
 
 
 def target_distribution(q: torch.Tensor) -> torch.Tensor:
@@ -82,10 +89,18 @@ def cluster(
     ``model`` must have ``encode``; its encoder (with the attention gate) and the centres are
     trained with SGD(0.01, 0.9) on Keras' KL loss. ``on_update(iteration, labels, delta, loss)``
     is called at every target update (the only place that synchronises with the host); ``loss``
-    is the last mini-batch's loss (NaN at iteration 0), as the seed logged it.
+    is the last mini-batch's loss (NaN at iteration 0), as the seed logged it. On CUDA the
+    full-batch step is a replayed CUDA graph (:func:`~harness_dlfc.steps.compile_step`).
     """
-    params = [p for name, p in model.named_parameters() if not _is_decoder(name)]
-    optimizer = torch.optim.SGD([*params, clustering.centres], lr=learning_rate, momentum=momentum)
+    trained = [p for name, p in model.named_parameters() if not _is_decoder(name)] + [clustering.centres]
+    optimizer = MomentumSGD(trained, learning_rate, momentum)
+
+    def step(xb: torch.Tensor, pb: torch.Tensor) -> torch.Tensor:
+        loss = keras_kld(pb, clustering(model.encode(xb)))
+        optimizer.step(torch.autograd.grad(loss, trained))
+        return loss.detach()
+
+    run = None
     n = len(x)
     previous = np.asarray(initial_labels)
     labels = previous
@@ -114,10 +129,9 @@ def cluster(
         if index * batch_size >= n:
             index = 0
         start, stop = index * batch_size, min((index + 1) * batch_size, n)
-        loss = keras_kld(p[start:stop], clustering(model.encode(x[start:stop])))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if run is None:
+            run = compile_step(step, (x[start:stop], p[start:stop]), optimizer.state)
+        loss = run(x[start:stop], p[start:stop])
         index = index + 1 if (index + 1) * batch_size <= n else 0
     return ClusteringOutcome(labels, max_iterations, False, delta)
 

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 from harness import JobContext, MethodResult
 from harness_dlfc import weights
 from harness_dlfc.autoencoders import build_autoencoder
-from harness_dlfc.clustering import ClusteringLayer, cluster, encode_all
+from harness_dlfc.batched import StackedModels, cluster_stacked, pretrain_stacked
+from harness_dlfc.clustering import ClusteringLayer, ClusteringOutcome, cluster, encode_all
 from harness_dlfc.pretrain import pretrain, reconstruction_mse
 
 THREADS_ENV = "HARNESS_DLFC_THREADS"
@@ -77,24 +79,11 @@ def fit_predict(
     x: np.ndarray, *, n_clusters: int, seed: int, params: dict[str, Any], context: JobContext
 ) -> MethodResult:
     """Pretrain (or load) the autoencoder, initialise the centres with k-means, self-train."""
-    from sklearn import __version__ as sklearn_version
-    from sklearn.cluster import KMeans
-
     if threads := os.environ.get(THREADS_ENV):
         torch.set_num_threads(int(threads))
-    tags = seed_torch(seed)
     device = resolve_device(context.device)
     dry = context.dry_run
-    _, h, w, c = x.shape
-
-    model = build_autoencoder(params["mode"], (h, w, c), n_clusters, params["attention"], params["include_layer"])
-    # Load a given weights file first, before any data moves: a file that does not fit fails the
-    # job within seconds, with a message naming the file, the layer and both shapes.
-    if params["ae_weights"] is not None:
-        tags["dlfc.ae_weights_format"] = weights.load(model, params["ae_weights"])
-        tags["dlfc.ae_weights_sha256"] = hashlib.sha256(Path(params["ae_weights"]).read_bytes()).hexdigest()
-        tags["dlfc.ae_cache"] = "loaded"
-    model.to(device)
+    model, tags = _seeded_model(x, n_clusters, seed, params, device)
     data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # NHWC → NCHW
 
     timings: dict[str, float] = {}
@@ -104,18 +93,9 @@ def fit_predict(
     timings["pretrain"] = time.perf_counter() - start
     tags["dlfc.recon_mse"] = f"{reconstruction_mse(model, data[: params['batch_size']] if dry else data):.6g}"
 
-    # k-means on the (post-attention) latent space initialises the centres. sklearn 0.19's
-    # defaults, set explicitly: k-means++, 20 restarts, 300 iterations, tol 1e-4; seeded here (the
-    # seed drew from NumPy's global generator). Lloyd and Elkan (0.19's choice) are exact
-    # algorithms for the same objective and reach the same partitions.
     start = time.perf_counter()
-    model.eval()
-    features = encode_all(model.encode, data).cpu().numpy()
-    kmeans = KMeans(
-        n_clusters=n_clusters, init="k-means++", n_init=1 if dry else 20, max_iter=300, tol=1e-4,
-        algorithm="lloyd", random_state=seed,
-    ).fit(features)
-    clustering = ClusteringLayer(n_clusters, features.shape[1], alpha=ALPHA).to(device)
+    kmeans = _kmeans(model, data, n_clusters, seed, dry)
+    clustering = ClusteringLayer(n_clusters, kmeans.cluster_centers_.shape[1], alpha=ALPHA).to(device)
     with torch.no_grad():
         clustering.centres.copy_(torch.from_numpy(kmeans.cluster_centers_.astype(np.float32)))
     timings["kmeans"] = time.perf_counter() - start
@@ -141,7 +121,119 @@ def fit_predict(
     embedding = encode_all(model.encode, data).cpu().numpy().astype(np.float32)
     context.progress(total, total, "done")
 
-    tags |= {
+    tags |= _result_tags(device, model, outcome, kmeans, timings)
+    return MethodResult(labels=outcome.labels.astype(np.int64), embedding=embedding, tags=tags)
+
+
+def _seeded_model(
+    x: np.ndarray, n_clusters: int, seed: int, params: dict[str, Any], device: torch.device
+) -> tuple[torch.nn.Module, dict[str, str]]:
+    """Seed torch, build the autoencoder (its initial weights come from the seed), load ``ae_weights``.
+
+    The given weights file is loaded first, before any data moves: a file that does not fit fails
+    the job within seconds, with a message naming the file, the layer and both shapes.
+    """
+    tags = seed_torch(seed)
+    _, h, w, c = x.shape
+    model = build_autoencoder(params["mode"], (h, w, c), n_clusters, params["attention"], params["include_layer"])
+    if params["ae_weights"] is not None:
+        tags["dlfc.ae_weights_format"] = weights.load(model, params["ae_weights"])
+        tags["dlfc.ae_weights_sha256"] = hashlib.sha256(Path(params["ae_weights"]).read_bytes()).hexdigest()
+        tags["dlfc.ae_cache"] = "loaded"
+    return model.to(device), tags
+
+
+def fit_predict_seeds(
+    x: np.ndarray,
+    *,
+    n_clusters: int,
+    seeds: Sequence[int],
+    params: dict[str, Any],
+    contexts: Sequence[JobContext],
+) -> list[MethodResult]:
+    """``fit_predict`` for several seeds of one configuration, trained as one stacked model.
+
+    Seed i gets what ``fit_predict(seed=seeds[i])`` gives it (initial weights, shuffles, k-means,
+    target updates, stop rule; see :mod:`harness_dlfc.batched`) and logs on ``contexts[i]``.
+    Cached autoencoders are shared with the single-seed path (same key per seed): cached seeds
+    load, the others pretrain together. With ``ae_weights`` every seed starts from the same
+    weights, so seeds differ only in their k-means start.
+    """
+    if len(seeds) != len(contexts) or not seeds:
+        raise ValueError(f"dlfc: {len(seeds)} seeds but {len(contexts)} contexts")
+    if threads := os.environ.get(THREADS_ENV):
+        torch.set_num_threads(int(threads))
+    device = resolve_device(contexts[0].device)
+    dry = contexts[0].dry_run
+    built = [_seeded_model(x, n_clusters, seed, params, device) for seed in seeds]
+    models, tags = [m for m, _ in built], [t for _, t in built]
+    data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # NHWC → NCHW
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    if params["ae_weights"] is None:
+        _cached_or_pretrained_seeds(models, tags, data, x, seeds, params, contexts)
+    timings["pretrain"] = time.perf_counter() - start
+    for model, t in zip(models, tags):
+        t["dlfc.recon_mse"] = f"{reconstruction_mse(model, data[: params['batch_size']] if dry else data):.6g}"
+
+    start = time.perf_counter()
+    kmeans = [_kmeans(model, data, n_clusters, seed, dry) for model, seed in zip(models, seeds)]
+    centres = torch.from_numpy(np.stack([k.cluster_centers_ for k in kmeans]).astype(np.float32)).to(device)
+    timings["kmeans"] = time.perf_counter() - start
+
+    total = 1 if dry else params["cluster_iterations"]
+
+    def on_update(i: int, it: int, labels: np.ndarray, delta: float, loss: float) -> None:
+        extra = {"delta_label": delta} if it > 0 else {}
+        if not np.isnan(loss):
+            extra["loss"] = loss
+        scores = contexts[i].evaluate(labels, step=it, **extra)
+        contexts[i].progress(it, total, f"clustering, ACC {scores.get('acc', float('nan')):.3f}")
+
+    start = time.perf_counter()
+    outcomes = cluster_stacked(
+        StackedModels(models), centres, data, [k.labels_ for k in kmeans],
+        batch_size=params["batch_size"], max_iterations=total,
+        interval=params["interval_updation"], tolerance=params["tolerance_threshold"], alpha=ALPHA,
+        learning_rate=CLUSTER_LR, momentum=CLUSTER_MOMENTUM, on_update=on_update,
+    )  # fmt: skip
+    timings["cluster"] = time.perf_counter() - start
+
+    results = []
+    batch_tags = {"dlfc.batched_seeds": str(len(seeds)), "dlfc.batched_with": ",".join(map(str, seeds))}
+    for model, t, outcome, km, context in zip(models, tags, outcomes, kmeans, contexts):
+        model.eval()
+        embedding = encode_all(model.encode, data).cpu().numpy().astype(np.float32)
+        context.progress(total, total, "done")
+        t |= _result_tags(device, model, outcome, km, timings) | batch_tags
+        results.append(MethodResult(labels=outcome.labels.astype(np.int64), embedding=embedding, tags=t))
+    return results
+
+
+def _kmeans(model: torch.nn.Module, data: torch.Tensor, n_clusters: int, seed: int, dry: bool) -> Any:
+    """k-means on the (post-attention) latent space, which initialises the centres.
+
+    sklearn 0.19's defaults, set explicitly: k-means++, 20 restarts, 300 iterations, tol 1e-4;
+    seeded here (the seed drew from NumPy's global generator). Lloyd and Elkan (0.19's choice) are
+    exact algorithms for the same objective and reach the same partitions.
+    """
+    from sklearn.cluster import KMeans
+
+    model.eval()
+    features = encode_all(model.encode, data).cpu().numpy()
+    return KMeans(
+        n_clusters=n_clusters, init="k-means++", n_init=1 if dry else 20, max_iter=300, tol=1e-4,
+        algorithm="lloyd", random_state=seed,
+    ).fit(features)
+
+
+def _result_tags(
+    device: torch.device, model: torch.nn.Module, outcome: ClusteringOutcome, kmeans: Any, timings: dict[str, float]
+) -> dict[str, str]:
+    from sklearn import __version__ as sklearn_version
+
+    tags = {
         "device": str(device),
         "version.torch": torch.__version__,
         "version.cuda": str(torch.version.cuda),
@@ -155,7 +247,7 @@ def fit_predict(
     } | {f"dlfc.{k}_s": f"{v:.1f}" for k, v in timings.items()}
     if device.type == "cuda":
         tags["device.name"] = torch.cuda.get_device_name(device)
-    return MethodResult(labels=outcome.labels.astype(np.int64), embedding=embedding, tags=tags)
+    return tags
 
 
 def _cached_or_pretrained(
@@ -163,11 +255,8 @@ def _cached_or_pretrained(
 ) -> dict[str, str]:
     """Fill ``model`` from the content-keyed cache, or pretrain it and cache it; return tags."""
     dry = context.dry_run
-    path = Path(context.cache_dir) / "dlfc" / f"ae-{cache_key(x, context, seed, params)}.h5"
-    if path.is_file() and not dry:
-        weights.load(model, path)
-        for epoch, loss in enumerate(weights.read_attr(path, "pretrain_loss", ())):
-            context.log_metric("pretrain_loss", float(loss), epoch)  # the cached run's curve
+    path = _cache_path(x, context, seed, params)
+    if _load_cached(model, path, context):
         return {"dlfc.ae_cache": "hit", "dlfc.ae_cache_file": str(path)}
 
     epochs = 1 if dry else params["ae_iterations"]
@@ -183,3 +272,54 @@ def _cached_or_pretrained(
     if not dry:  # one batch is no autoencoder: never cache it
         weights.save(model, path, pretrain_loss=np.asarray(history, dtype=np.float64))
     return {"dlfc.ae_cache": "miss", "dlfc.ae_cache_file": str(path)}
+
+
+def _cache_path(x: np.ndarray, context: JobContext, seed: int, params: dict[str, Any]) -> Path:
+    return Path(context.cache_dir) / "dlfc" / f"ae-{cache_key(x, context, seed, params)}.h5"
+
+
+def _load_cached(model: torch.nn.Module, path: Path, context: JobContext) -> bool:
+    """Fill ``model`` from a cached autoencoder and log that run's pretraining curve; False on a miss."""
+    if not path.is_file() or context.dry_run:
+        return False
+    weights.load(model, path)
+    for epoch, loss in enumerate(weights.read_attr(path, "pretrain_loss", ())):
+        context.log_metric("pretrain_loss", float(loss), epoch)  # the cached run's curve
+    return True
+
+
+def _cached_or_pretrained_seeds(
+    models: list[torch.nn.Module],
+    tags: list[dict[str, str]],
+    data: torch.Tensor,
+    x: np.ndarray,
+    seeds: Sequence[int],
+    params: dict[str, Any],
+    contexts: Sequence[JobContext],
+) -> None:
+    """:func:`_cached_or_pretrained` for several seeds: cached ones load, the rest pretrain stacked."""
+    paths = [_cache_path(x, ctx, seed, params) for ctx, seed in zip(contexts, seeds)]
+    todo = []
+    for i, (model, path, context) in enumerate(zip(models, paths, contexts)):
+        hit = _load_cached(model, path, context)
+        tags[i] |= {"dlfc.ae_cache": "hit" if hit else "miss", "dlfc.ae_cache_file": str(path)}
+        if not hit:
+            todo.append(i)
+    if not todo:
+        return
+    dry = contexts[0].dry_run
+    epochs = 1 if dry else params["ae_iterations"]
+
+    def on_epoch(epoch: int, losses: list[float]) -> None:
+        for i, loss in zip(todo, losses):
+            contexts[i].log_metric("pretrain_loss", loss, epoch)
+            contexts[i].progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
+
+    history = pretrain_stacked(
+        StackedModels([models[i] for i in todo]), data, epochs=epochs, batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"], generators=[torch.Generator().manual_seed(seeds[i]) for i in todo],
+        max_batches=1 if dry else None, on_epoch=on_epoch,
+    )  # fmt: skip
+    if not dry:  # one batch is no autoencoder: never cache it
+        for i, curve in zip(todo, history):
+            weights.save(models[i], paths[i], pretrain_loss=np.asarray(curve, dtype=np.float64))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness_dlfc.steps import MomentumSGD, compile_step
+
 
 def pretrain(
     model: nn.Module,
@@ -28,31 +30,47 @@ def pretrain(
     """Train ``model`` to reconstruct ``x`` (N, C, H, W) on its device; return the loss per epoch.
 
     ``generator`` (a CPU generator) draws the shuffles, so the order depends only on the seed.
-    ``max_batches`` stops each epoch early (the dry run). The epoch loss is summed on the device
-    and read once per epoch, so there is one host synchronisation per epoch.
+    ``max_batches`` stops each epoch early (the dry run). Batches are gathered on the device by
+    index, the epoch loss is summed on the device and read once per epoch: one host
+    synchronisation per epoch. On CUDA the full-batch step is a replayed CUDA graph
+    (:func:`~harness_dlfc.steps.compile_step`); the numbers are those of ``torch.optim.SGD``.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
+    params = list(model.parameters())
+    optimizer = MomentumSGD(params, learning_rate, momentum)
+
+    def step(batch: torch.Tensor) -> torch.Tensor:
+        loss = F.mse_loss(model(batch), batch)
+        optimizer.step(torch.autograd.grad(loss, params))
+        return loss.detach()
+
+    run = None
     n = len(x)
     history: list[float] = []
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(n, generator=generator).to(x.device)
+        order = device_order(torch.randperm(n, generator=generator), x.device)
         total = torch.zeros((), device=x.device)
         seen = 0
         for b, start in enumerate(range(0, n, batch_size)):
             if max_batches is not None and b >= max_batches:
                 break
             batch = x[order[start : start + batch_size]]
-            loss = F.mse_loss(model(batch), batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
+            if run is None:
+                run = compile_step(step, [batch], optimizer.state)
+            loss = run(batch)
+            total += loss * len(batch)
             seen += len(batch)
         history.append(total.item() / seen)
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
     return history
+
+
+def device_order(order: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU permutation on ``device``, copied without making the host wait for the GPU."""
+    if device.type == "cuda":
+        return order.pin_memory().to(device, non_blocking=True)
+    return order.to(device)
 
 
 @torch.no_grad()
