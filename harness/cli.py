@@ -30,6 +30,7 @@ examples:
   harness report --format latex --out table.tex    a paper table from the tracked runs
   harness plot --out figures                    metric vs input size, seed spread, curves, t-SNE
   harness ui                                    browse the runs in the MLflow UI
+  harness run --offline out/ && harness import out/    run without MLflow, log the runs later
 """
 
 
@@ -105,6 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes at a time (default: 1)"
     )
+    run.add_argument(
+        "--gpus-per-job",
+        type=float,
+        metavar="G",
+        help="GPUs each worker needs: 0.5 lets two workers share a GPU, 1 gives each its own "
+        "(default: workers take the visible GPUs in turn, without limit)",
+    )
+    run.add_argument(
+        "--batch-seeds",
+        type=int,
+        nargs="?",
+        const=0,
+        metavar="S",
+        help="train the seeds of one method/dataset/size together as one stacked model, S at most "
+        "(default with the flag: all of them), where the method supports it; each seed is still "
+        "its own run",
+    )
+    run.add_argument(
+        "--offline",
+        metavar="DIR",
+        help="record the sweep as files in DIR instead of MLflow (a machine without the tracking "
+        "store); log them into MLflow later with `harness import DIR`",
+    )
     run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
     run.add_argument(
         "--download", action="store_true", help="download missing datasets first (needs a network)"
@@ -157,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")
     plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
 
+    imp = sub.add_parser(
+        "import",
+        help="log a sweep recorded with `harness run --offline DIR` into MLflow",
+        description="Log every job recorded in DIR (by `harness run --offline DIR`) into the tracking "
+        "store as ordinary runs under one sweep run. Jobs already finished there are skipped.",
+    )
+    imp.add_argument("dir", metavar="DIR", help="the folder given to --offline")
+    imp.add_argument(
+        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
+    )
+    imp.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: the recorded sweep's)")
+    imp.add_argument("--rerun", action="store_true", help="import jobs even if they already finished there")
+    imp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument(
         "--tracking-uri",
@@ -194,6 +232,7 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def cmd_run(args: argparse.Namespace) -> ExitCode:
+    from harness.gpus import GpuSlots, visible_gpus
     from harness.runner import run_sweep
     from harness.worker import WorkerSettings
 
@@ -214,6 +253,23 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         "params": config_mod.parse_param_flags(args.param) or None,
     }
     sweep = config_mod.build_sweep(registry, file_config, overrides)
+    if args.batch_seeds is not None and args.batch_seeds < 0:
+        raise UsageError(
+            f"--batch-seeds: expected an integer >= 1 (or no value: all seeds), got {args.batch_seeds}"
+        )
+    batch_seeds = 1 if args.batch_seeds is None else (args.batch_seeds or len(sweep.seeds))
+    env = {"PYTHONHASHSEED": "0"}
+    gpu_slots = None
+    if sweep.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # no framework in a worker reserves GPU memory it won't use
+        if args.gpus_per_job is not None:
+            raise UsageError(f"--gpus-per-job {args.gpus_per_job:g} contradicts --device cpu")
+    elif sweep.device in ("auto", "cuda"):
+        gpu_slots = GpuSlots(visible_gpus(), args.gpus_per_job)
+    elif args.gpus_per_job is not None:
+        raise UsageError(
+            f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
+        )
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,
@@ -221,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         blocked_plugins=tuple(args.no_plugin),
         extra_plugins=tuple(args.plugin),
         dry_run=args.dry_run,
-        env={"PYTHONHASHSEED": "0"},
+        env=env,
     )
     console = Console(stderr=True, soft_wrap=True)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
@@ -231,21 +287,27 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         registry,
         settings=settings,
         max_workers=args.jobs,
+        batch_seeds=batch_seeds,
+        gpu_slots=gpu_slots,
         rerun=args.rerun,
         download=args.download,
+        offline=args.offline,
         console=console,
     )
     out = Console()
     out.print(summary_table(report.summary))
-    console.print(
-        f"{report.finished} finished, {len(report.failed)} failed, {report.skipped} skipped "
-        f"· sweep run {report.parent_run_id} · browse with: harness ui"
-        + (
-            f" --tracking-uri {sweep.tracking_uri}"
-            if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
-            else ""
-        )
+    uri_flag = (
+        f" --tracking-uri {sweep.tracking_uri}"
+        if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
+        else ""
     )
+    counts = f"{report.finished} finished, {len(report.failed)} failed, {report.skipped} skipped"
+    if args.offline:
+        console.print(
+            f"{counts} · recorded in {args.offline} · log into MLflow with: harness import {args.offline}"
+        )
+    else:
+        console.print(f"{counts} · sweep run {report.parent_run_id} · browse with: harness ui{uri_flag}")
     for job, error in report.failed:
         console.print(f"[red]failed[/] {job.label}: {error}")
     if report.interrupted:
@@ -385,6 +447,27 @@ def cmd_data(args: argparse.Namespace) -> ExitCode:
     return ExitCode.USAGE_ERROR if bad else ExitCode.OK
 
 
+def cmd_import(args: argparse.Namespace) -> ExitCode:
+    import yaml
+
+    from harness.journal import Journal, import_journal
+    from harness.tracking import Tracker
+
+    root = Path(args.dir).expanduser()
+    if not (root / "runs").is_dir():
+        raise UsageError(f"{args.dir!r} is not a folder written by `harness run --offline` (no runs/ in it)")
+    recorded = yaml.safe_load((root / "sweep.yaml").read_text()) if (root / "sweep.yaml").is_file() else {}
+    experiment = args.experiment or recorded.get("experiment") or config_mod.DEFAULTS["experiment"]
+    uri = args.tracking_uri or config_mod.DEFAULTS["tracking_uri"]
+    tracker = Tracker(uri, experiment)
+    counts = import_journal(Journal(root), tracker, rerun=args.rerun)
+    Console(stderr=True).print(
+        f"imported {counts['finished']} finished and {counts['failed']} failed job(s) into {uri}, experiment "
+        f"{experiment!r}; {counts['skipped']} already there, skipped"
+    )
+    return ExitCode.OK
+
+
 def cmd_ui(args: argparse.Namespace) -> ExitCode:
     from harness.tracking import sqlite_path
 
@@ -489,6 +572,7 @@ COMMANDS = {
     "data": cmd_data,
     "report": cmd_report,
     "plot": cmd_plot,
+    "import": cmd_import,
     "ui": cmd_ui,
 }
 

@@ -1,8 +1,10 @@
-"""Run jobs in worker processes: a fresh interpreter per job, at most ``max_workers`` at a time.
+"""Run tasks in worker processes: a fresh interpreter per task, at most ``max_workers`` at a time.
 
-A fresh (spawned) process per job keeps frameworks apart (TensorFlow and PyTorch never share a
-process) and gives GPU memory back when the job ends. A worker that dies without a word (killed,
-out of memory, segfault) becomes a failed job like any other; the rest go on.
+A task is one job, or several seeds of one configuration trained together (``--batch-seeds``).
+A fresh (spawned) process per task keeps frameworks apart (TensorFlow and PyTorch never share a
+process) and gives GPU memory back when the task ends. A worker that dies without a word (killed,
+out of memory, segfault) fails the jobs it had not reported, like any other failure; the rest go on.
+On a machine with GPUs each worker sees only the GPU(s) it was given (``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from harness import worker
+from harness.gpus import GpuSlots
 from harness.sweep import Job
 
 
@@ -30,39 +33,52 @@ class Outcome:
     traceback: str | None = None
 
 
+Task = tuple[Job, ...]
+"""Jobs that one worker process runs together (one, or several seeds of one configuration)."""
+
+
 @dataclass
 class _Running:
-    job: Job
+    jobs: dict[str, Job]
     process: Any
     conn: Connection
-    outcome: Outcome | None = None
+    gpus: str | None = None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
     closed: bool = False
 
 
 class LocalExecutor:
     """Worker processes on this machine."""
 
-    def __init__(self, settings: worker.WorkerSettings, max_workers: int = 1) -> None:
+    def __init__(
+        self, settings: worker.WorkerSettings, max_workers: int = 1, gpu_slots: GpuSlots | None = None
+    ) -> None:
         self.settings = settings
         self.max_workers = max(1, max_workers)
+        self.gpu_slots = gpu_slots or GpuSlots([])
         self._ctx = mp.get_context("spawn")
         self._running: dict[Connection, _Running] = {}
 
     def run(
         self,
-        jobs: Iterable[Job],
+        tasks: Iterable[Task | Job],
         on_start: Callable[[Job], None],
         on_message: Callable[[Job, tuple], None],
         on_done: Callable[[Outcome], None],
     ) -> None:
-        """Run ``jobs``: ``on_start`` before each, ``on_message`` per worker message, ``on_done`` after."""
-        pending = deque(jobs)
+        """Run ``tasks``: ``on_start`` before each job, ``on_message`` per worker message (without
+        the run key), ``on_done`` once per job."""
+        pending = deque(t if isinstance(t, tuple) else (t,) for t in tasks)
         try:
             while pending or self._running:
                 while pending and len(self._running) < self.max_workers:
-                    job = pending.popleft()
-                    on_start(job)
-                    self._spawn(job)
+                    gpus = self.gpu_slots.acquire()
+                    if gpus is False:  # every GPU is busy: wait for a task to end
+                        break
+                    task = pending.popleft()
+                    for job in task:
+                        on_start(job)
+                    self._spawn(task, gpus)
                 sentinels = {r.process.sentinel: r for r in self._running.values()}
                 ready = wait([*(r.conn for r in self._running.values() if not r.closed), *sentinels])
                 for item in ready:
@@ -78,16 +94,19 @@ class LocalExecutor:
         finally:
             self.terminate()
 
-    def _spawn(self, job: Job) -> None:
+    def _spawn(self, task: Task, gpus: str | None) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         # Spawned children inherit os.environ at start: set what must hold before any import.
-        saved = {k: os.environ.get(k) for k in self.settings.env}
-        os.environ.update(self.settings.env)
+        env = dict(self.settings.env)
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             process = self._ctx.Process(
                 target=worker.run,
-                args=(job.to_dict(), self.settings, child_conn),
-                name=f"harness-job-{job.run_key}",
+                args=([job.to_dict() for job in task], self.settings, child_conn),
+                name=f"harness-job-{task[0].run_key}",
                 daemon=True,
             )
             process.start()
@@ -98,7 +117,9 @@ class LocalExecutor:
                 else:
                     os.environ[key] = value
         child_conn.close()
-        self._running[parent_conn] = _Running(job=job, process=process, conn=parent_conn)
+        self._running[parent_conn] = _Running(
+            jobs={job.run_key: job for job in task}, process=process, conn=parent_conn, gpus=gpus
+        )
 
     def _read(self, running: _Running, on_message: Callable[[Job, tuple], None]) -> None:
         try:
@@ -106,36 +127,39 @@ class LocalExecutor:
         except (EOFError, OSError):
             running.closed = True
             return
-        kind = message[0]
+        kind, key = message[0], message[1]
+        job = running.jobs[key]
         if kind == "result":
-            running.outcome = Outcome(running.job, "FINISHED", result=message[1])
+            running.outcomes[key] = Outcome(job, "FINISHED", result=message[2])
         elif kind == "error":
-            running.outcome = Outcome(
-                running.job, "FAILED", error=message[1]["error"], traceback=message[1]["traceback"]
+            running.outcomes[key] = Outcome(
+                job, "FAILED", error=message[2]["error"], traceback=message[2]["traceback"]
             )
         else:
-            on_message(running.job, message)
+            on_message(job, (kind, *message[2:]))
 
     def _finish(self, running: _Running, on_done: Callable[[Outcome], None]) -> None:
         running.process.join()
         del self._running[running.conn]
         running.conn.close()
-        outcome = running.outcome
-        if outcome is None:
-            code = running.process.exitcode
-            reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            outcome = Outcome(
-                running.job,
-                "FAILED",
-                error=f"WorkerDied: the worker process ended without a result ({reason})",
-                traceback=f"The worker process of job {running.job.label} ended ({reason}) "
-                "before it could report; the cause may be an out-of-memory kill or a crash in "
-                "native code.\n",
-            )
-        on_done(outcome)
+        self.gpu_slots.release(running.gpus)
+        for key, job in running.jobs.items():
+            outcome = running.outcomes.get(key)
+            if outcome is None:
+                code = running.process.exitcode
+                reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                outcome = Outcome(
+                    job,
+                    "FAILED",
+                    error=f"WorkerDied: the worker process ended without a result ({reason})",
+                    traceback=f"The worker process of job {job.label} ended ({reason}) "
+                    "before it could report; the cause may be an out-of-memory kill or a crash in "
+                    "native code.\n",
+                )
+            on_done(outcome)
 
     def running_jobs(self) -> list[Job]:
-        return [r.job for r in self._running.values()]
+        return [job for r in self._running.values() for job in r.jobs.values()]
 
     def terminate(self) -> None:
         """Stop every worker still running (Ctrl-C, or an error in the parent)."""
@@ -147,4 +171,5 @@ class LocalExecutor:
                 running.process.kill()
                 running.process.join()
             running.conn.close()
+            self.gpu_slots.release(running.gpus)
         self._running.clear()

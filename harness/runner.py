@@ -13,8 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from harness.data import default_data_dir
 from harness.executor import LocalExecutor, Outcome
+from harness.gpus import GpuSlots
+from harness.journal import Journal
 from harness.plugins import Registry
-from harness.sweep import Job, Sweep, expand
+from harness.sweep import Job, Sweep, expand, group_seeds
 from harness.tracking import Tracker
 from harness.worker import WorkerSettings
 
@@ -47,11 +49,18 @@ def run_sweep(
     *,
     settings: WorkerSettings | None = None,
     max_workers: int = 1,
+    batch_seeds: int = 1,
+    gpu_slots: GpuSlots | None = None,
     rerun: bool = False,
     download: bool = False,
+    offline: str | None = None,
     console: Console | None = None,
 ) -> SweepReport:
     """Run every job of ``sweep`` that has not finished before (all of them with ``rerun``).
+
+    ``batch_seeds > 1`` lets methods that can train up to that many seeds of one configuration at
+    once do so (one worker, one stacked model); each seed is still its own run. ``offline`` names
+    a folder that records the sweep instead of MLflow (:mod:`harness.journal`).
 
     Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
     are missing or corrupt, or the tracking store cannot be used.
@@ -64,11 +73,15 @@ def run_sweep(
     for name in sweep.datasets:
         registry.dataset(name).fetch(root, download)
 
-    tracker = Tracker(sweep.tracking_uri, sweep.experiment)
+    if offline:
+        tracker: Tracker | Journal = Journal(offline)
+        where = f"offline folder {offline}"
+    else:
+        tracker = Tracker(sweep.tracking_uri, sweep.experiment)
+        where = f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"
     console.print(
         f"[bold]harness[/] {len(sweep.methods)} method(s) × {len(sweep.datasets)} dataset(s) × "
-        f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {len(jobs)} jobs → "
-        f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"
+        f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {len(jobs)} jobs → {where}"
     )
     orphans = tracker.settle_orphans()
     if orphans:
@@ -146,19 +159,23 @@ def run_sweep(
             report.failed.append((job, outcome.error or "failed"))
             progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")
 
-    executor = LocalExecutor(settings, max_workers=max_workers)
+    executor = LocalExecutor(settings, max_workers=max_workers, gpu_slots=gpu_slots)
     try:
         with progress:
-            executor.run(todo, on_start, on_message, on_done)
+            executor.run(group_seeds(todo, registry, batch_seeds), on_start, on_message, on_done)
     except KeyboardInterrupt:
         report.interrupted = True
         tracker.kill(run_ids.values())
         run_ids.clear()
     from harness_reports import load_runs, summarize
 
-    report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=[j.run_key for j in jobs])
+    keys = [j.run_key for j in jobs]
+    if isinstance(tracker, Journal):
+        report.runs = tracker.runs_frame(keys)
+    else:
+        report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=keys)
     report.summary = summarize(report.runs)
-    if not report.interrupted:
+    if not report.interrupted and isinstance(tracker, Tracker):
         _log_sweep_figures(tracker, parent_id, report.runs, console)
 
     status = "KILLED" if report.interrupted else ("FAILED" if report.failed else "FINISHED")

@@ -112,3 +112,27 @@ def expand(sweep: Sweep, registry: Registry) -> list[Job]:
                         )
                     )
     return jobs
+
+
+def group_seeds(jobs: list[Job], registry: Registry, max_seeds: int = 1) -> list[tuple[Job, ...]]:
+    """Tasks for ``--batch-seeds``: the seeds of one configuration together, up to ``max_seeds``.
+
+    Jobs of methods that cannot train seeds together (no ``fit_predict_seeds``) stay one per task.
+    Tasks keep the order of their first job.
+    """
+    if max_seeds <= 1:
+        return [(job,) for job in jobs]
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        if registry.method(job.method).fit_predict_seeds is None:
+            groups[job.run_key] = [job]
+            continue
+        config = json.dumps(
+            [job.method, job.dataset, job.input_size, job.resize_filter, job.params],
+            sort_keys=True,
+            default=str,
+        )
+        groups.setdefault(config, []).append(job)
+    return [
+        tuple(group[i : i + max_seeds]) for group in groups.values() for i in range(0, len(group), max_seeds)
+    ]

@@ -1,8 +1,10 @@
-"""What runs inside a job's own process: load data, call the method, score its labels.
+"""What runs inside a worker process: load data, call the method, score its labels.
 
-The worker never touches the tracking store. It sends messages to the parent over a pipe:
-``("metric", key, value, step)``, ``("progress", completed, total, description)``, then exactly
-one ``("result", payload)`` or ``("error", payload)``. The parent logs them to MLflow.
+A worker runs one *task*: a single job, or (``--batch-seeds``) several seeds of one configuration
+that the method trains together. It never touches the tracking store. It sends messages to the
+parent over a pipe, each naming the job's run key: ``("metric", run_key, key, value, step)``,
+``("progress", run_key, completed, total, description)``, then exactly one ``("result", run_key,
+payload)`` or ``("error", run_key, payload)`` per job. The parent logs them to MLflow.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class WorkerContext:
 
     def __init__(self, conn: Connection, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
         self._conn = conn
+        self._key = job.run_key
         self._labels = labels
         self.seed = job.seed
         self.device = settings.device
@@ -74,7 +77,7 @@ class WorkerContext:
         self.dry_run = settings.dry_run
 
     def log_metric(self, key: str, value: float, step: int) -> None:
-        self._conn.send(("metric", CURVE_PREFIX + key, float(value), int(step)))
+        self._conn.send(("metric", self._key, CURVE_PREFIX + key, float(value), int(step)))
 
     def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> dict[str, float]:
         scores = metrics.score(self._labels, labels)
@@ -83,31 +86,36 @@ class WorkerContext:
         return scores
 
     def progress(self, completed: float, total: float, description: str = "") -> None:
-        self._conn.send(("progress", float(completed), float(total), description))
+        self._conn.send(("progress", self._key, float(completed), float(total), description))
 
 
-def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> None:
-    """Process entry point: run one job and report back; never raises."""
+def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Connection) -> None:
+    """Process entry point: run one task (one job, or several seeds batched) and report; never raises."""
+    jobs = [_job(d) for d in job_dicts]
+    reported: set[str] = set()
     try:
-        conn.send(("result", _run(job_dict, settings, conn)))
+        for key, payload in _run(jobs, settings, conn):
+            kind = "error" if "error" in payload else "result"
+            conn.send((kind, key, payload))
+            reported.add(key)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
-        conn.send(
-            (
-                "error",
-                {
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(),
-                },
-            )
-        )
+        payload = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        for job in jobs:
+            if job.run_key not in reported:
+                conn.send(("error", job.run_key, payload))
     finally:
         conn.close()
 
 
-def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> dict[str, Any]:
-    os.environ.update(settings.env)
+def _job(job_dict: dict[str, Any]) -> Job:
     job_dict = {k: v for k, v in job_dict.items() if k != "run_key"}
-    job = Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
+    return Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
+
+
+def _run(jobs: list[Job], settings: WorkerSettings, conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+    """Run the task; return ``(run_key, payload)`` per job (a payload with ``error`` failed)."""
+    os.environ.update(settings.env)
+    job = jobs[0]
     registry = load_registry(blocked=settings.blocked_plugins, extra_modules=settings.extra_plugins)
     method = registry.method(job.method)
     dataset_spec = registry.dataset(job.dataset)
@@ -117,19 +125,52 @@ def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -
     x = prepare(dataset, job.input_size, job.resize_filter, method.input)
 
     seed_python_and_numpy(job.seed)
-    context = WorkerContext(conn, job, settings, dataset.labels)
+    contexts = [WorkerContext(conn, j, settings, dataset.labels) for j in jobs]
     start = time.perf_counter()
-    result = method.fit_predict(
-        x, n_clusters=dataset.n_classes, seed=job.seed, params=dict(job.params), context=context
-    )
+    if len(jobs) == 1:
+        results = [
+            method.fit_predict(
+                x, n_clusters=dataset.n_classes, seed=job.seed, params=dict(job.params), context=contexts[0]
+            )
+        ]
+    else:
+        if method.fit_predict_seeds is None:
+            raise TypeError(f"method {job.method!r} cannot train several seeds at once")
+        results = list(
+            method.fit_predict_seeds(
+                x,
+                n_clusters=dataset.n_classes,
+                seeds=[j.seed for j in jobs],
+                params=dict(job.params),
+                contexts=contexts,
+            )
+        )
+        if len(results) != len(jobs):
+            raise ValueError(f"method {job.method!r} returned {len(results)} results for {len(jobs)} seeds")
     runtime = time.perf_counter() - start
+    out = []
+    for j, result in zip(jobs, results, strict=True):
+        try:
+            out.append((j.run_key, _payload(j, result, dataset, runtime, len(jobs))))
+        except ValueError as exc:
+            out.append((j.run_key, {"error": f"ValueError: {exc}", "traceback": traceback.format_exc()}))
+    return out
 
+
+def _payload(job: Job, result: Any, dataset: Any, runtime: float, batched: int) -> dict[str, Any]:
+    """Score one job's labels and gather what the parent records for it."""
     labels = np.asarray(result.labels)
     if labels.shape != dataset.labels.shape:
         raise ValueError(
             f"method {job.method!r} returned {labels.shape} labels for {dataset.labels.shape[0]} samples"
         )
     scores = metrics.score(dataset.labels, labels)
+    tags = {"device": "cpu"} | {
+        f"version.{k}": v for k, v in _versions(("numpy", "scikit-learn", "scipy")).items()
+    }
+    if batched > 1:
+        # runtime_s is the wall time of the whole batch: the seeds trained together
+        tags["harness.batched_seeds"] = str(batched)
     return {
         "metrics": scores | {"runtime_s": runtime, "n_clusters_found": float(len(np.unique(labels)))},
         "params": {
@@ -137,9 +178,7 @@ def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -
             "n_clusters": dataset.n_classes,
             "scaling": dataset.scaling,
         },
-        "tags": {"device": "cpu"}
-        | {f"version.{k}": v for k, v in _versions(("numpy", "scikit-learn", "scipy")).items()}
-        | {k: str(v) for k, v in result.tags.items()},
+        "tags": tags | {k: str(v) for k, v in result.tags.items()},
         "labels": labels.astype(np.int64),
         "embedding": None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32),
         # with an embedding, the truth too: reports colour t-SNE plots by class without the dataset

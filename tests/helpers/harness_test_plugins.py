@@ -3,6 +3,8 @@
 ``flaky`` fails on the seeds listed in its ``fail_seeds`` parameter and otherwise runs k-means
 (one init) on the data, so a sweep has a real mix of finished and failed runs. ``crash`` kills its
 own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress.
+``stacked`` can train several seeds in one call (``--batch-seeds``) and tags each run with the
+call it was trained in and the GPUs it could see.
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def curves(x, *, n_clusters, seed, params, context):
     return MethodResult(labels=labels, embedding=embedding, tags={"note": "curves"})
 
 
+def stacked(x, *, n_clusters, seed, params, context):
+    return stacked_seeds(x, n_clusters=n_clusters, seeds=[seed], params=params, contexts=[context])[0]
+
+
+def stacked_seeds(x, *, n_clusters, seeds, params, contexts):
+    import uuid
+
+    task = uuid.uuid4().hex  # one per call: which seeds were trained together
+    results = []
+    for seed, context in zip(seeds, contexts, strict=True):
+        assert context.seed == seed
+        labels = _kmeans(x, n_clusters, seed)
+        context.log_metric("seed_curve", float(seed), 0)
+        context.progress(1, 1, f"seed {seed}")
+        tags = {"task": task, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "unset")}
+        results.append(MethodResult(labels=labels, tags=tags))
+    return results
+
+
 @hookimpl
 def harness_methods():
     return [
@@ -61,4 +82,5 @@ def harness_methods():
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
         MethodSpec("slow", slow),
+        MethodSpec("stacked", stacked, fit_predict_seeds=stacked_seeds),
     ]

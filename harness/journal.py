@@ -1,0 +1,227 @@
+"""An offline record of a sweep: files in a folder instead of an MLflow store.
+
+For machines that cannot reach the tracking store, or have no MLflow at all (an air-gapped GPU
+node): ``harness run --offline DIR`` writes one folder per job, ``harness import DIR`` later logs
+them into MLflow as ordinary runs. The journal has the same writing interface as
+:class:`harness.tracking.Tracker`, so the runner treats both alike, resume included (a job whose
+folder says FINISHED is skipped). No MLflow import on this path.
+
+Layout: ``DIR/sweep.yaml`` (the last sweep's settings) and ``DIR/runs/<run key>/`` with
+``record.json`` (job, status, metrics, params, tags, curves) and the arrays ``labels.npy``,
+``embedding.npy``, ``labels_true.npy``, plus ``traceback.txt`` for a failed job.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.errors import UsageError
+
+RECORD = "record.json"
+IMPORTED_TAG = "harness.imported_record"
+"""On an imported run: which record it came from (run key and end time), so it is imported once."""
+ARRAYS = ("labels", "embedding", "labels_true")
+
+
+class Journal:
+    """Writes a sweep's jobs as files under ``root``; the run id of a job is its run key."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser()
+        try:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use offline folder {str(self.root)!r}: {exc.strerror}") from None
+        self.experiment_id = str(self.root)
+        self._open: dict[str, dict[str, Any]] = {}
+
+    # -- the Tracker interface the runner uses ------------------------------------------------
+
+    def settle_orphans(self) -> list[str]:
+        return []  # a job's folder is written only when the job ends: nothing is left RUNNING
+
+    def finished_run_keys(self) -> dict[str, str]:
+        return {r["run_key"]: r["run_key"] for r in self.records() if r["status"] == "FINISHED"}
+
+    def start_sweep(
+        self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]
+    ) -> str:
+        (self.root / "sweep.yaml").write_text(yaml.safe_dump(dict(sweep_dict), sort_keys=False))
+        return "offline"
+
+    def start_job(self, parent_id: str, job_dict: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        key = job_dict["run_key"]
+        self._open[key] = {
+            "run_key": key,
+            "job": dict(job_dict),
+            "tags": dict(tags) | {"host": platform.node()},
+            "start_time": int(time.time() * 1000),
+            "curves": [],
+        }
+        return key
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int) -> None:
+        self._open[run_id]["curves"].append([key, float(value), int(step)])
+
+    def finish_job(self, run_id: str, outcome: Any, job_dict: Mapping[str, Any]) -> None:
+        record = self._open.pop(run_id)
+        record |= {"status": outcome.status, "end_time": int(time.time() * 1000), "error": outcome.error}
+        arrays = {}
+        if outcome.result is not None:
+            result = outcome.result
+            record |= {"metrics": result["metrics"], "params": result["params"], "host": result["host"]}
+            record["tags"] |= {k: str(v) for k, v in result["tags"].items()}
+            arrays = {name: result[name] for name in ARRAYS if result.get(name) is not None}
+        self._write(run_id, record, arrays, outcome.traceback)
+
+    def end_sweep(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+        pass
+
+    def kill(self, run_ids: Iterable[str]) -> None:
+        for run_id in list(run_ids):
+            record = self._open.pop(run_id, None)
+            if record is not None:
+                self._write(
+                    run_id, record | {"status": "KILLED", "end_time": int(time.time() * 1000)}, {}, None
+                )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every job record in the folder (without its arrays)."""
+        for path in sorted((self.root / "runs").glob(f"*/{RECORD}")):
+            yield json.loads(path.read_text())
+
+    def arrays(self, run_key: str) -> dict[str, np.ndarray | None]:
+        folder = self.root / "runs" / run_key
+        return {n: np.load(folder / f"{n}.npy") if (folder / f"{n}.npy").is_file() else None for n in ARRAYS}
+
+    def traceback(self, run_key: str) -> str | None:
+        path = self.root / "runs" / run_key / "traceback.txt"
+        return path.read_text() if path.is_file() else None
+
+    def runs_frame(self, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """The same tidy frame as :func:`harness_reports.load_runs`, from the folder."""
+        from harness_reports.runs import COLUMNS, METRICS
+
+        wanted = None if run_keys is None else set(run_keys)
+        rows = []
+        for r in self.records():
+            if wanted is not None and r["run_key"] not in wanted:
+                continue
+            job, metrics = r["job"], r.get("metrics", {})
+            rows.append(
+                {
+                    "run_id": r["run_key"],
+                    "status": r["status"],
+                    "method": job["method"],
+                    "dataset": job["dataset"],
+                    "input_size": int(job["input_size"]),
+                    "seed": int(job["seed"]),
+                    "run_key": r["run_key"],
+                    "start_time": r["start_time"],
+                    **{m: metrics.get(m, float("nan")) for m in METRICS},
+                }
+            )
+        frame = pd.DataFrame(rows, columns=[*COLUMNS, *METRICS])
+        return frame.sort_values(["dataset", "input_size", "method", "seed"]).reset_index(drop=True)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _write(
+        self, run_key: str, record: dict[str, Any], arrays: dict[str, np.ndarray], tb: str | None
+    ) -> None:
+        """Write a job's folder whole, then move it into place: a crash never leaves half a record."""
+        final = self.root / "runs" / run_key
+        tmp = self.root / "runs" / f".{run_key}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        if tb:
+            (tmp / "traceback.txt").write_text(tb)
+        (tmp / RECORD).write_text(json.dumps(record, indent=1, default=_plain))
+        if final.exists():
+            previous = json.loads((final / RECORD).read_text()) if (final / RECORD).is_file() else {}
+            if previous.get("status") == "FINISHED" and record["status"] != "FINISHED":
+                shutil.rmtree(tmp)  # never replace a finished result by a failed rerun
+                return
+            shutil.rmtree(final)
+        tmp.rename(final)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for NumPy scalars in metrics and tags."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _record_id(record: Mapping[str, Any]) -> str:
+    return f"{record['run_key']}@{record.get('end_time', 0)}"
+
+
+def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> dict[str, int]:
+    """Log a journal's jobs into ``tracker``'s experiment as one sweep; return counts.
+
+    Jobs already FINISHED in the experiment (same run key), and records imported before (a
+    failed job's record, say), are skipped unless ``rerun``.
+    """
+    from harness.executor import Outcome
+
+    sweep_path = journal.root / "sweep.yaml"
+    sweep_dict = yaml.safe_load(sweep_path.read_text()) if sweep_path.is_file() else {}
+    records = list(journal.records())
+    if not records:
+        raise UsageError(f"no job records under {str(journal.root / 'runs')!r}: nothing to import")
+    done = set() if rerun else set(tracker.finished_run_keys())
+    if not rerun:
+        done |= {r.data.tags.get(IMPORTED_TAG) for r in tracker.search("tags.`harness.kind` = 'job'")}
+    todo = [r for r in records if r["run_key"] not in done and _record_id(r) not in done]
+    sweep_dict = {
+        "methods": sorted({r["job"]["method"] for r in records}),
+        "datasets": sorted({r["job"]["dataset"] for r in records}),
+        "seeds": sorted({r["job"]["seed"] for r in records}),
+        "sizes": sorted({r["job"]["input_size"] for r in records}),
+        "resize_filter": sweep_dict.get("resize_filter", "?"),
+        **{k: v for k, v in sweep_dict.items() if k not in ("methods", "datasets", "seeds", "sizes")},
+    }
+    parent = tracker.start_sweep(
+        sweep_dict,
+        n_jobs=len(records),
+        n_skipped=len(records) - len(todo),
+        tags={"harness.imported_from": str(journal.root)},
+    )
+    counts = {"total": len(records), "skipped": len(records) - len(todo), "finished": 0, "failed": 0}
+    for record in todo:
+        job = record["job"]
+        run_id = tracker.start_job(parent, job, record["tags"] | {IMPORTED_TAG: _record_id(record)})
+        for key, value, step in record["curves"]:
+            tracker.log_metric(run_id, key, value, step)
+        result = None
+        if "metrics" in record:
+            result = {
+                "metrics": record["metrics"],
+                "params": record["params"],
+                "tags": record["tags"],
+                "host": record.get("host", "?"),
+                **journal.arrays(record["run_key"]),
+            }
+        outcome = Outcome(
+            job=None, status=record["status"], result=result, error=record.get("error"),
+            traceback=journal.traceback(record["run_key"]),
+        )  # fmt: skip
+        tracker.finish_job(run_id, outcome, job)
+        counts["finished" if record["status"] == "FINISHED" else "failed"] += 1
+    tracker.end_sweep(parent, "FINISHED" if not counts["failed"] else "FAILED", counts)
+    return counts
