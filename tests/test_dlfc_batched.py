@@ -218,7 +218,9 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
 
 def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits, registry, tmp_path):
     x, labels = digits
-    params = registry.method("dlfc").defaults() | dict(ae_iterations=6, cluster_iterations=140, interval_updation=70)
+    params = registry.method("dlfc").defaults() | dict(
+        ae_iterations=6, cluster_iterations=140, interval_updation=70, stack_seeds="always"
+    )
 
     def single(seed, cache):
         np.random.seed(seed)
@@ -240,7 +242,8 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
         assert set(one.tags) <= set(res.tags)
         # the same run, up to summation order: curves, labels, embedding
         np.testing.assert_allclose(
-            [v for _, v in ctx.curves["pretrain_loss"]], [v for _, v in one_ctx.curves["pretrain_loss"]], rtol=1e-4
+            # on a GPU, cuDNN picks other kernels for the grouped (stacked) convolutions: 2.5e-4 seen
+            [v for _, v in ctx.curves["pretrain_loss"]], [v for _, v in one_ctx.curves["pretrain_loss"]], rtol=1e-3
         )
         assert [s for s, _ in ctx.curves["acc"]] == [s for s, _ in one_ctx.curves["acc"]] == [0, 70]
         acc_one, acc_batched = metrics.score(labels, one.labels)["acc"], metrics.score(labels, res.labels)["acc"]
@@ -270,7 +273,7 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
 
 def test_dry_run_of_batched_seeds(digits, registry, tmp_path):
     x, labels = digits
-    params = registry.method("dlfc").defaults()
+    params = registry.method("dlfc").defaults() | {"stack_seeds": "always"}
     ctxs = [FakeContext(tmp_path, labels, dry_run=True) for _ in range(2)]
     results = fit_predict_seeds(x, n_clusters=10, seeds=[0, 1], params=params, contexts=ctxs)
     assert [r.labels.shape for r in results] == [(1797,), (1797,)]
@@ -279,6 +282,18 @@ def test_dry_run_of_batched_seeds(digits, registry, tmp_path):
 
 def test_the_method_spec_registers_seed_batching(registry):
     assert registry.method("dlfc").fit_predict_seeds is not None
+
+
+def test_on_a_cpu_auto_runs_the_seeds_one_after_another(digits, registry, tmp_path):
+    x, labels = digits
+    params = registry.method("dlfc").defaults() | dict(ae_iterations=2, cluster_iterations=70, interval_updation=70)
+    ctxs = [FakeContext(tmp_path, labels) for _ in range(2)]
+    for c, s in zip(ctxs, (0, 1), strict=True):
+        c.seed = s
+    results = fit_predict_seeds(x, n_clusters=10, seeds=[0, 1], params=params, contexts=ctxs)
+    assert all("dlfc.batched_seeds" not in r.tags for r in results)  # the single-seed path ran
+    alone = fit_predict(x, n_clusters=10, seed=1, params=params, context=FakeContext(tmp_path / "alone", labels))
+    assert np.array_equal(alone.labels, results[1].labels)
 
 
 # --- the CUDA-graph step (only where CUDA is available) --------------------------------------------

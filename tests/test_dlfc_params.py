@@ -27,6 +27,7 @@ def test_the_seeds_parameters_with_their_defaults(spec):
         "interval_updation": 140,
         "tolerance_threshold": 0.001,
         "ae_weights": None,
+        "stack_seeds": "auto",
     }
     assert spec.input == "image" and spec.framework == "pytorch"
 

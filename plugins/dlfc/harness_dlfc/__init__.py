@@ -45,6 +45,10 @@ PARAMS = (
     Param("ae_weights", str, None,
           "pretrained autoencoder weights: the authors' Keras .h5 or this plugin's own .h5 "
           "(skips pretraining; must match mode, attention, input size and K)", nullable=True),
+    Param("stack_seeds", str, "auto",
+          "with --batch-seeds: 'always' trains the seeds as one stacked model (vmap), 'never' one "
+          "after another in the worker, 'auto' stacks on a GPU only (on a CPU stacking is slower)",
+          choices=("auto", "always", "never"), in_run_key=False),
 )
 
 
