@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 Step = Callable[..., Tensor]
-_CAPTURE_LOCK = threading.Lock()
 
 
 class MomentumSGD:
@@ -76,9 +74,7 @@ class GraphedStep:
                 step(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        # One capture at a time, and thread-local: seeds trained side by side in threads
-        # (fit_predict_seeds) keep replaying their graphs while another thread captures.
-        with _CAPTURE_LOCK, torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self.graph):
             self.output = step(*self.inputs)
         with torch.no_grad():
             for t, s in zip(state, saved):
