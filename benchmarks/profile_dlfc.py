@@ -1,72 +1,100 @@
-"""Where DLFC's time goes on a GPU: CUDA graphs vs eager, cuDNN settings, 1 vs 10 stacked seeds, and a
-torch.profiler table of one eager epoch. Needs CUDA and MNIST under $HARNESS_DATA_DIR:
+"""Where DLFC's time goes on a GPU: CUDA graphs vs eager, cuDNN settings, 1 vs 10 stacked seeds,
+and a torch.profiler table of one eager epoch. Needs CUDA and MNIST under $HARNESS_DATA_DIR:
 
     HARNESS_DATA_DIR=../shared/data python benchmarks/profile_dlfc.py
 """
-import os, sys, time
-import numpy as np, torch
+
+from __future__ import annotations
+
+import os
+import time
 from pathlib import Path
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
 from harness.plugins import load_registry
 from harness_dlfc.autoencoders import ConvAutoencoder
-from harness_dlfc.pretrain import pretrain
+from harness_dlfc.batched import StackedModels, cluster_stacked, pretrain_stacked
 from harness_dlfc.clustering import ClusteringLayer, cluster
-from harness_dlfc.batched import StackedModels, pretrain_stacked, cluster_stacked
+from harness_dlfc.pretrain import pretrain
 
-dev = torch.device("cuda")
-data = load_registry().dataset("mnist").load(Path(os.environ["HARNESS_DATA_DIR"]))
-x = torch.from_numpy(np.ascontiguousarray(data.images.transpose(0, 3, 1, 2))).to(dev)
+DEVICE = torch.device("cuda")
 
-def sync(): torch.cuda.synchronize()
 
-def time_pretrain(seeds, epochs, att=False):
-    models = []
+def _models(seeds: int) -> list[ConvAutoencoder]:
+    out = []
     for s in range(seeds):
-        torch.manual_seed(s); models.append(ConvAutoencoder((28, 28, 1), 10, attention=att).to(dev))
-    kw = dict(epochs=epochs, batch_size=256, learning_rate=1.0)
-    def go():
-        if seeds == 1:
-            pretrain(models[0], x, generator=torch.Generator().manual_seed(0), **kw)
-        else:
-            pretrain_stacked(StackedModels(models), x, generators=[torch.Generator().manual_seed(s) for s in range(seeds)], **kw)
-    sync(); t = time.perf_counter(); go(); sync(); return (time.perf_counter() - t) / epochs
+        torch.manual_seed(s)
+        out.append(ConvAutoencoder((28, 28, 1), 10).to(DEVICE))
+    return out
 
-def time_cluster(seeds, intervals=3):
-    models = []
-    for s in range(seeds):
-        torch.manual_seed(s); models.append(ConvAutoencoder((28, 28, 1), 10).to(dev))
-    rng = np.random.default_rng(0)
-    centres = torch.from_numpy(rng.normal(size=(seeds, 10, 10)).astype(np.float32)).to(dev)
-    init = [rng.integers(0, 10, len(x)) for _ in range(seeds)]
-    kw = dict(batch_size=256, max_iterations=140 * intervals, interval=140, tolerance=0.0)
-    sync(); t = time.perf_counter()
+
+def _timed(fn) -> float:
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def seconds_per_epoch(x: torch.Tensor, seeds: int, epochs: int) -> float:
+    models = _models(seeds)
+    kwargs = dict(epochs=epochs, batch_size=256, learning_rate=1.0)
     if seeds == 1:
-        layer = ClusteringLayer(10, 10).to(dev)
-        with torch.no_grad(): layer.centres.copy_(centres[0])
-        cluster(models[0], layer, x, init[0], **kw)
-    else:
-        cluster_stacked(StackedModels(models), centres.clone(), x, init, **kw)
-    sync(); return (time.perf_counter() - t) / intervals
+        return (
+            _timed(lambda: pretrain(models[0], x, generator=torch.Generator().manual_seed(0), **kwargs))
+            / epochs
+        )
+    generators = [torch.Generator().manual_seed(s) for s in range(seeds)]
+    return (
+        _timed(lambda: pretrain_stacked(StackedModels(models), x, generators=generators, **kwargs)) / epochs
+    )
 
-for det, bench in [(True, False), (False, True)]:
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = det, bench
-    for graphs in ("1", "0"):
-        os.environ["HARNESS_DLFC_GRAPHS"] = graphs
-        time_pretrain(1, 1)  # warm
-        e1 = time_pretrain(1, 4)
-        c1 = time_cluster(1)
-        print(f"cudnn det={det} bench={bench} graphs={graphs}: 1 seed {e1:.3f} s/epoch, {c1:.3f} s/140 it", flush=True)
-    os.environ["HARNESS_DLFC_GRAPHS"] = "1"
-    time_pretrain(10, 1)
-    e10 = time_pretrain(10, 2)
-    c10 = time_cluster(10, 2)
-    print(f"cudnn det={det} bench={bench} graphs=1: 10 seeds {e10:.3f} s/epoch, {c10:.3f} s/140 it", flush=True)
 
-from torch.profiler import profile, ProfilerActivity
-torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
-for graphs, seeds in (("0", 1), ("0", 10)):
-    os.environ["HARNESS_DLFC_GRAPHS"] = graphs
-    time_pretrain(seeds, 1)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        time_pretrain(seeds, 1)
-    print(f"== profile eager, {seeds} seed(s), one epoch")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+def seconds_per_interval(x: torch.Tensor, seeds: int, intervals: int = 3) -> float:
+    """One target update over all of x and 140 mini-batch steps."""
+    models = _models(seeds)
+    rng = np.random.default_rng(0)
+    centres = torch.from_numpy(rng.normal(size=(seeds, 10, 10)).astype(np.float32)).to(DEVICE)
+    init = [rng.integers(0, 10, len(x)) for _ in range(seeds)]
+    kwargs = dict(batch_size=256, max_iterations=140 * intervals, interval=140, tolerance=0.0)
+    if seeds == 1:
+        layer = ClusteringLayer(10, 10).to(DEVICE)
+        with torch.no_grad():
+            layer.centres.copy_(centres[0])
+        return _timed(lambda: cluster(models[0], layer, x, init[0], **kwargs)) / intervals
+    return (
+        _timed(lambda: cluster_stacked(StackedModels(models), centres.clone(), x, init, **kwargs)) / intervals
+    )
+
+
+def main() -> None:
+    data = load_registry().dataset("mnist").load(Path(os.environ["HARNESS_DATA_DIR"]))
+    x = torch.from_numpy(np.ascontiguousarray(data.images.transpose(0, 3, 1, 2))).to(DEVICE)
+    for deterministic, benchmark in ((True, False), (False, True)):
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, benchmark
+        label = f"cudnn det={deterministic} bench={benchmark}"
+        for graphs in ("1", "0"):
+            os.environ["HARNESS_DLFC_GRAPHS"] = graphs
+            seconds_per_epoch(x, 1, 1)  # warm-up
+            epoch, interval = seconds_per_epoch(x, 1, 4), seconds_per_interval(x, 1)
+            print(f"{label} graphs={graphs}: 1 seed {epoch:.3f} s/epoch, {interval:.3f} s/140 it", flush=True)
+        os.environ["HARNESS_DLFC_GRAPHS"] = "1"
+        seconds_per_epoch(x, 10, 1)
+        epoch, interval = seconds_per_epoch(x, 10, 2), seconds_per_interval(x, 10, 2)
+        print(f"{label} graphs=1: 10 seeds {epoch:.3f} s/epoch, {interval:.3f} s/140 it", flush=True)
+
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+    os.environ["HARNESS_DLFC_GRAPHS"] = "0"
+    for seeds in (1, 10):
+        seconds_per_epoch(x, seeds, 1)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            seconds_per_epoch(x, seeds, 1)
+        print(f"== profile eager, {seeds} seed(s), one epoch")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()
