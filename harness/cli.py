@@ -9,8 +9,10 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +21,11 @@ from harness import config as config_mod
 from harness.errors import ExitCode, UsageError
 from harness.params import describe
 from harness.plugins import PluginError, Registry, check_names, load_registry
+
+if TYPE_CHECKING:
+    from harness.executor import Executor
+    from harness.sweep import Sweep
+    from harness.worker import WorkerSettings
 
 EPILOG = """\
 examples:
@@ -103,7 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: harness)")
     run.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="worker processes at a time (default: 1)"
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="jobs at a time (default: 1 locally; with Ray, as many as the cluster has CPUs for)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=config_mod.EXECUTORS,
+        help="where jobs run: local worker processes (default) or Ray tasks",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to use: auto or HOST:PORT (default: start a local Ray instance)",
+    )
+    run.add_argument(
+        "--gpus-per-job",
+        type=float,
+        metavar="G",
+        help="GPUs each Ray task asks for, e.g. 1 or 0.5 to share one (default: none)",
     )
     run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
     run.add_argument(
@@ -197,8 +223,10 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     from harness.runner import run_sweep
     from harness.worker import WorkerSettings
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.gpus_per_job is not None and not args.gpus_per_job > 0:
+        raise UsageError(f"--gpus-per-job: expected a number > 0 such as 1 or 0.5, got {args.gpus_per_job}")
     registry = _registry(args)
     file_config = config_mod.read_config(args.config) if args.config else {}
     overrides = {
@@ -211,6 +239,8 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         "tracking_uri": args.tracking_uri,
         "experiment": args.experiment,
         "device": args.device,
+        "executor": args.executor,
+        "ray_address": args.ray_address,
         "params": config_mod.parse_param_flags(args.param) or None,
     }
     sweep = config_mod.build_sweep(registry, file_config, overrides)
@@ -226,15 +256,16 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     console = Console(stderr=True, soft_wrap=True)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    report = run_sweep(
-        sweep,
-        registry,
-        settings=settings,
-        max_workers=args.jobs,
-        rerun=args.rerun,
-        download=args.download,
-        console=console,
-    )
+    with _executor(sweep, settings, args) as executor:
+        report = run_sweep(
+            sweep,
+            registry,
+            settings=settings,
+            executor=executor,
+            rerun=args.rerun,
+            download=args.download,
+            console=console,
+        )
     out = Console()
     out.print(summary_table(report.summary))
     console.print(
@@ -254,6 +285,28 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         )
         return ExitCode.INTERRUPTED
     return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
+
+
+@contextmanager
+def _executor(sweep: Sweep, settings: WorkerSettings, args: argparse.Namespace) -> Iterator[Executor]:
+    """The sweep's executor; Ray is joined (or started) here, so a bad address fails before any run."""
+    from harness.executor import LocalExecutor
+
+    if sweep.executor == "local":
+        if args.gpus_per_job is not None:
+            raise UsageError("--gpus-per-job: only used with --executor ray")
+        yield LocalExecutor(settings, max_workers=args.jobs or 1)
+        return
+    from harness.ray_executor import RayExecutor
+
+    executor = RayExecutor(
+        settings, address=sweep.ray_address, max_workers=args.jobs, gpus_per_job=args.gpus_per_job
+    )
+    try:
+        executor.connect()
+        yield executor
+    finally:
+        executor.shutdown()
 
 
 def _pm(mean: float, std: float) -> str:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 from harness import worker
 from harness.sweep import Job
@@ -28,6 +28,22 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: str | None = None
     traceback: str | None = None
+
+
+class Executor(Protocol):
+    """What the runner needs of an executor (:class:`LocalExecutor`, ``harness.ray_executor``)."""
+
+    def run(
+        self,
+        jobs: Iterable[Job],
+        on_start: Callable[[Job], None],
+        on_message: Callable[[Job, tuple], None],
+        on_done: Callable[[Outcome], None],
+    ) -> None: ...
+
+    def running_jobs(self) -> list[Job]: ...
+
+    def terminate(self) -> None: ...
 
 
 @dataclass

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.data import default_data_dir
-from harness.executor import LocalExecutor, Outcome
+from harness.executor import Executor, LocalExecutor, Outcome
 from harness.plugins import Registry
 from harness.sweep import Job, Sweep, expand
 from harness.tracking import Tracker
@@ -47,11 +47,14 @@ def run_sweep(
     *,
     settings: WorkerSettings | None = None,
     max_workers: int = 1,
+    executor: Executor | None = None,
     rerun: bool = False,
     download: bool = False,
     console: Console | None = None,
 ) -> SweepReport:
     """Run every job of ``sweep`` that has not finished before (all of them with ``rerun``).
+
+    Jobs run on ``executor``, by default ``max_workers`` local worker processes.
 
     Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
     are missing or corrupt, or the tracking store cannot be used.
@@ -146,7 +149,7 @@ def run_sweep(
             report.failed.append((job, outcome.error or "failed"))
             progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")
 
-    executor = LocalExecutor(settings, max_workers=max_workers)
+    executor = executor or LocalExecutor(settings, max_workers=max_workers)
     try:
         with progress:
             executor.run(todo, on_start, on_message, on_done)

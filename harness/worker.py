@@ -3,6 +3,8 @@
 The worker never touches the tracking store. It sends messages to the parent over a pipe:
 ``("metric", key, value, step)``, ``("progress", completed, total, description)``, then exactly
 one ``("result", payload)`` or ``("error", payload)``. The parent logs them to MLflow.
+Anything with ``send`` and ``close`` can stand for the pipe (a :class:`Sink`): the Ray executor
+passes one that forwards the messages to the parent through Ray.
 """
 
 from __future__ import annotations
@@ -14,20 +16,26 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from harness import metrics
+from harness import metrics, worker_cache
 from harness.data import default_cache_dir, default_data_dir
-from harness.plugins import load_registry
 from harness.preprocess import prepare
 from harness.sweep import Job
 
 CURVE_PREFIX = "curve/"
 """Step metrics from methods are logged under this prefix, apart from the final scores."""
+
+
+class Sink(Protocol):
+    """Where a worker's messages go: a pipe's sending end, or the Ray executor's stand-in."""
+
+    def send(self, message: tuple) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def _versions(names: tuple[str, ...]) -> dict[str, str]:
 class WorkerContext:
     """The :class:`harness.types.JobContext` a method receives."""
 
-    def __init__(self, conn: Connection, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
+    def __init__(self, conn: Sink, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
         self._conn = conn
         self._labels = labels
         self.seed = job.seed
@@ -86,7 +94,7 @@ class WorkerContext:
         self._conn.send(("progress", float(completed), float(total), description))
 
 
-def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> None:
+def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Sink) -> None:
     """Process entry point: run one job and report back; never raises."""
     try:
         conn.send(("result", _run(job_dict, settings, conn)))
@@ -104,17 +112,18 @@ def run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) ->
         conn.close()
 
 
-def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Connection) -> dict[str, Any]:
+def _run(job_dict: dict[str, Any], settings: WorkerSettings, conn: Sink) -> dict[str, Any]:
     os.environ.update(settings.env)
     job_dict = {k: v for k, v in job_dict.items() if k != "run_key"}
     job = Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
-    registry = load_registry(blocked=settings.blocked_plugins, extra_modules=settings.extra_plugins)
+    registry = worker_cache.registry(settings.blocked_plugins, settings.extra_plugins)
     method = registry.method(job.method)
-    dataset_spec = registry.dataset(job.dataset)
 
     root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
-    dataset = dataset_spec.load(root)
+    dataset = worker_cache.dataset(registry, job.dataset, root)
     x = prepare(dataset, job.input_size, job.resize_filter, method.input)
+    if np.shares_memory(x, dataset.images):  # the cached dataset outlives this job: a private copy
+        x = x.copy()
 
     seed_python_and_numpy(job.seed)
     context = WorkerContext(conn, job, settings, dataset.labels)
