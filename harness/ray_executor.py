@@ -13,6 +13,7 @@ Ray is imported only here, and only when this executor is chosen: it is an optio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -264,16 +265,21 @@ class RayExecutor:
                     on_start(job)
                     by_key[job.run_key] = job
                     self._running[task.remote(job.to_dict(), self.settings, mailbox)] = job
-                done, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0.5)
+                refs = list(self._running)
+                done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+                if done:  # and every other task that has ended meanwhile
+                    done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
                 for run_key, message in ray.get(mailbox.drain.remote()):
-                    on_message(by_key[run_key], message)
+                    if run_key in by_key:  # a late word from a settled job's dead worker is dropped
+                        on_message(by_key[run_key], message)
                 for ref in done:
                     job = self._running.pop(ref)
                     on_done(self._settle(job, ref))
                     del by_key[job.run_key]
         finally:
             self.terminate()
-            ray.kill(mailbox)
+            with contextlib.suppress(Exception):  # never hide why the loop ended
+                ray.kill(mailbox)
 
     def _settle(self, job: Job, ref: Any) -> Outcome:
         import ray
@@ -295,10 +301,8 @@ class RayExecutor:
         import ray
 
         for ref in self._running:
-            try:
+            with contextlib.suppress(Exception):  # already ended, or its worker gone
                 ray.cancel(ref, force=True)
-            except Exception:  # already ended, or its worker gone: nothing left to stop
-                pass
         self._running.clear()
 
 
