@@ -209,8 +209,11 @@ class RayExecutor:
                 )
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = f"at {self.address!r}" if self.address else "(a local instance)"
-            raise UsageError(f"--ray-address: cannot use Ray {where}: {first}") from None
+            if self.address is None:
+                raise UsageError(f"--executor ray: cannot start a local Ray instance: {first}") from None
+            raise UsageError(
+                f"--ray-address: cannot use Ray at {self.address!r}: {first}; expected {VALID_ADDRESSES}"
+            ) from None
         finally:
             for key, value in saved.items():
                 if value is None:

@@ -83,6 +83,7 @@ def test_no_ray_cluster_for_auto_is_one_line_exit_2(tmp_path, capsys, monkeypatc
     assert main(["run", "--executor", "ray", "--ray-address", "auto", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("harness: error: --ray-address: cannot use Ray at 'auto'") and "\n" not in err
+    assert "HOST:PORT" in err
     assert not (tmp_path / "store").exists()
 
 
@@ -91,3 +92,58 @@ def test_ray_address_without_the_ray_executor_is_a_usage_error(tmp_path, capsys)
     assert main(["run", "--ray-address", "auto", "--tracking-uri", uri]) == ExitCode.USAGE_ERROR
     assert "only used with executor 'ray'" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()
+
+
+def test_ctrl_c_cancels_ray_tasks_marks_runs_killed_and_stops_ray(tmp_path):
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    ray_tmp = tempfile.mkdtemp(prefix="hray", dir="/tmp")  # Ray's socket paths must stay short
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    argv = [
+        sys.executable, "-m", "harness.cli", "run", "--executor", "ray", "--jobs", "2", "--plugin",
+        "harness_test_plugins", "--methods", "slow", "--datasets", "digits", "--seeds", "0-3",
+        "--tracking-uri", uri, "--experiment", "t",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent / "helpers"),
+        "HARNESS_TEST_SLOW_SECONDS": "600",
+        "RAY_TMPDIR": ray_tmp,  # this instance's processes, and only them, name this folder
+    }
+    log = tmp_path / "run.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.time() + 240
+        # Open the store only once harness has made it (its header line): a fresh SQLite store
+        # opened by two processes at once races its schema migration.
+        while "jobs →" not in log.read_text() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        client = MlflowClient(tracking_uri=uri)
+        while time.time() < deadline and proc.poll() is None:
+            exp = client.get_experiment_by_name("t")
+            if len(client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'")) == 2:
+                break
+            time.sleep(1)
+        time.sleep(3)  # the two tasks are running on Ray now
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        leftovers = subprocess.run(["pgrep", "-f", ray_tmp], capture_output=True, text=True).stdout
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    err = log.read_text()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err
+    runs = _jobs(uri).values()
+    assert sorted(r.info.status for r in runs) == ["KILLED", "KILLED"]  # queued jobs never started
+    assert leftovers == "", "Ray processes outlived the sweep"
