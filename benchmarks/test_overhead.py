@@ -88,8 +88,8 @@ def test_overhead_per_job_at_mnist_scale(benchmark, tmp_path, data_dir, executor
 def test_sweep_throughput(benchmark, tmp_path, executor, workers):
     argv = [
         "run", "--methods", "kmeans", "--datasets", "digits", "--seeds", f"0-{THROUGHPUT_JOBS - 1}",
-        "--jobs", str(workers), "--experiment", "bench", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-        *_executor_args(executor),
+        "--jobs", str(workers), "--experiment", "bench",
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *_executor_args(executor),
     ]  # fmt: skip
     wall, runs = benchmark.pedantic(_sweep, args=(argv,), rounds=1, iterations=1)
     assert len(runs) == THROUGHPUT_JOBS and all(r.info.status == "FINISHED" for r in runs)

@@ -32,6 +32,7 @@ examples:
   harness run                                   the quick sweep: every method on digits, seeds 0-2
   harness run --methods kmeans --datasets mnist,usps --seeds 0-9
   harness run --config configs/coil20-sizes.yaml --sizes 28,32 --param kmeans.n_init=10
+  harness run --executor ray --ray-address auto   jobs as Ray tasks on a running Ray cluster
   harness list                                  methods, datasets, parameters, providers
   harness data --download mnist                 fetch and verify a dataset (needs a network)
   harness report --format latex --out table.tex    a paper table from the tracked runs
@@ -256,7 +257,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     console = Console(stderr=True, soft_wrap=True)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with _executor(sweep, settings, args) as executor:
+    with _executor(sweep, registry, settings, args) as executor:
         report = run_sweep(
             sweep,
             registry,
@@ -288,7 +289,9 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
 
 
 @contextmanager
-def _executor(sweep: Sweep, settings: WorkerSettings, args: argparse.Namespace) -> Iterator[Executor]:
+def _executor(
+    sweep: Sweep, registry: Registry, settings: WorkerSettings, args: argparse.Namespace
+) -> Iterator[Executor]:
     """The sweep's executor; Ray is joined (or started) here, so a bad address fails before any run."""
     from harness.executor import LocalExecutor
 
@@ -297,10 +300,16 @@ def _executor(sweep: Sweep, settings: WorkerSettings, args: argparse.Namespace) 
             raise UsageError("--gpus-per-job: only used with --executor ray")
         yield LocalExecutor(settings, max_workers=args.jobs or 1)
         return
-    from harness.ray_executor import RayExecutor
+    from harness.ray_executor import SHARED_PROCESS_FRAMEWORKS, RayExecutor
 
     executor = RayExecutor(
-        settings, address=sweep.ray_address, max_workers=args.jobs, gpus_per_job=args.gpus_per_job
+        settings,
+        address=sweep.ray_address,
+        max_workers=args.jobs,
+        gpus_per_job=args.gpus_per_job,
+        shared_process_methods=[
+            m for m in sweep.methods if registry.method(m).framework in SHARED_PROCESS_FRAMEWORKS
+        ],
     )
     try:
         executor.connect()

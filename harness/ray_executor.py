@@ -5,7 +5,9 @@ a local worker runs (:func:`harness.worker.run`) with a :class:`_Sink` in place 
 points and progress go to the parent in batches through a small mailbox actor, and the outcome comes
 back as the task's return value. Workers never open the tracking store, so remote nodes need no
 access to it. Ray keeps its worker processes, so datasets loaded by one job are reused by the next
-(:mod:`harness.worker_cache`).
+(:mod:`harness.worker_cache`) — but only for methods of :data:`SHARED_PROCESS_FRAMEWORKS`: a job of
+any other framework (TensorFlow, PyTorch) gets a fresh process, as locally, so two frameworks never
+share one and GPU memory is given back when the job ends.
 
 Ray is imported only here, and only when this executor is chosen: it is an optional dependency
 (``pip install harness[ray]``).
@@ -32,6 +34,9 @@ from harness.sweep import Job
 
 OBJECT_STORE_BYTES = 512 * 1024**2
 """Object store of a local Ray instance: results are labels and embeddings, a few MB per job."""
+
+SHARED_PROCESS_FRAMEWORKS = frozenset({"scikit-learn", "numpy", "scipy"})
+"""Frameworks (``MethodSpec.framework``) whose jobs may run one after another in one Ray worker."""
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<port>\d{1,5})")
 VALID_ADDRESSES = "auto, HOST:PORT of a Ray head node (ray start --head prints it), or ray://HOST:PORT"
@@ -154,6 +159,9 @@ def _failed(job: Job, error: str, detail: str) -> Outcome:
 class RayExecutor:
     """Jobs as Ray tasks: at most ``max_workers`` at a time (default: as many as the cluster fits).
 
+    Jobs of ``shared_process_methods`` may share a worker process with earlier jobs (and their
+    cached datasets); every other job gets a fresh one.
+
     With no ``address`` a private local Ray instance is started (``max_workers`` CPUs, or all of
     them) and stopped at the end; with ``auto`` or ``HOST:PORT`` the jobs go to that cluster.
     """
@@ -165,8 +173,10 @@ class RayExecutor:
         address: str | None = None,
         max_workers: int | None = None,
         gpus_per_job: float | None = None,
+        shared_process_methods: Iterable[str] = (),
     ) -> None:
         self.settings = settings
+        self.shared_process_methods = frozenset(shared_process_methods)
         self.address = address
         self.max_workers = max_workers
         self.gpus_per_job = gpus_per_job
@@ -254,9 +264,9 @@ class RayExecutor:
 
         if not self._connected:
             self.connect()
-        task = ray.remote(_job_task).options(
-            num_cpus=1, num_gpus=self.gpus_per_job or 0, max_retries=0, name="harness-job"
-        )
+        options = {"num_cpus": 1, "num_gpus": self.gpus_per_job or 0, "max_retries": 0, "name": "harness-job"}
+        shared = ray.remote(**options)(_job_task)
+        fresh = ray.remote(**options, max_calls=1)(_job_task)  # its worker exits after the job
         mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote()
         limit = self.max_workers or self.capacity()
         by_key: dict[str, Job] = {}
@@ -267,6 +277,7 @@ class RayExecutor:
                     job = pending.popleft()
                     on_start(job)
                     by_key[job.run_key] = job
+                    task = shared if job.method in self.shared_process_methods else fresh
                     self._running[task.remote(job.to_dict(), self.settings, mailbox)] = job
                 refs = list(self._running)
                 done, _ = ray.wait(refs, num_returns=1, timeout=0.5)

@@ -55,7 +55,8 @@ def test_worker_hands_methods_a_private_copy_of_cached_data(tmp_path):
             pass
 
     worker_cache.clear()
-    job = Job("kmeans", "digits", "all", 8, 8, 0, {"n_init": 1, "max_iter": 10, "tol": 1e-4, "algorithm": "lloyd"}, "none")
+    params = {"n_init": 1, "max_iter": 10, "tol": 1e-4, "algorithm": "lloyd"}
+    job = Job("kmeans", "digits", "all", 8, 8, 0, params, "none")
     settings = WorkerSettings(data_dir=str(tmp_path))
     first = _run(job.to_dict(), settings, Sink())
     again = _run(job.to_dict(), settings, Sink())  # the dataset from the cache: same scores
