@@ -20,6 +20,9 @@ from harness.errors import UsageError
 from harness.plugins import Registry, check_names
 from harness.sweep import NATIVE, Sweep
 
+EXECUTORS = ("local", "ray")
+"""Where jobs run: worker processes on this machine, or Ray tasks (a local instance or a cluster)."""
+
 RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 """Pillow's resampling filters, by name; the one used is recorded on every run."""
 
@@ -36,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "tracking_uri": "sqlite:///mlflow.db",
     "data_dir": None,
     "device": "auto",
+    "executor": "local",
+    "ray_address": None,
 }
 """The quick default sweep; ``configs/quick.yaml`` spells out the same values."""
 
@@ -189,6 +194,17 @@ def build_sweep(
             raise _bad(key, merged[key], "a non-empty string")
     if merged["data_dir"] is not None and not isinstance(merged["data_dir"], str):
         raise _bad("data_dir", merged["data_dir"], "a path")
+    executor, ray_address = merged["executor"], merged["ray_address"]
+    if executor not in EXECUTORS:
+        raise _bad("executor", executor, "one of " + ", ".join(EXECUTORS))
+    if ray_address is not None:
+        if not isinstance(ray_address, str) or not ray_address.strip():
+            raise _bad("ray_address", ray_address, "auto or HOST:PORT of a Ray head node")
+        if executor != "ray":
+            raise UsageError(
+                f"ray_address: only used with executor 'ray' (--executor ray), got {ray_address!r} "
+                f"with executor {executor!r}"
+            )
 
     given = merged["params"]
     for name in given:
@@ -219,6 +235,8 @@ def build_sweep(
         tracking_uri=merged["tracking_uri"],
         data_dir=merged["data_dir"],
         device=device,
+        executor=executor,
+        ray_address=ray_address.strip() if ray_address else None,
     )
 
 

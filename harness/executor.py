@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol
 
 from harness import worker
 from harness.gpus import GpuSlots
@@ -35,6 +35,22 @@ class Outcome:
 
 Task = tuple[Job, ...]
 """Jobs that one worker process runs together (one, or several seeds of one configuration)."""
+
+
+class Executor(Protocol):
+    """What the runner needs of an executor (:class:`LocalExecutor`, ``harness.ray_executor``)."""
+
+    def run(
+        self,
+        tasks: Iterable[Task | Job],
+        on_start: Callable[[Job], None],
+        on_message: Callable[[Job, tuple], None],
+        on_done: Callable[[Outcome], None],
+    ) -> None: ...
+
+    def running_jobs(self) -> list[Job]: ...
+
+    def terminate(self) -> None: ...
 
 
 @dataclass

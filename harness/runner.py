@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.data import default_data_dir
-from harness.executor import LocalExecutor, Outcome
+from harness.executor import Executor, LocalExecutor, Outcome
 from harness.gpus import GpuSlots
 from harness.journal import Journal
 from harness.plugins import Registry
@@ -51,6 +51,7 @@ def run_sweep(
     max_workers: int = 1,
     batch_seeds: int = 1,
     gpu_slots: GpuSlots | None = None,
+    executor: Executor | None = None,
     rerun: bool = False,
     download: bool = False,
     offline: str | None = None,
@@ -60,7 +61,8 @@ def run_sweep(
 
     ``batch_seeds > 1`` lets methods that can train up to that many seeds of one configuration at
     once do so (one worker, one stacked model); each seed is still its own run. ``offline`` names
-    a folder that records the sweep instead of MLflow (:mod:`harness.journal`).
+    a folder that records the sweep instead of MLflow (:mod:`harness.journal`). Jobs run on
+    ``executor``, by default ``max_workers`` local worker processes placed on ``gpu_slots``.
 
     Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
     are missing or corrupt, or the tracking store cannot be used.
@@ -159,7 +161,7 @@ def run_sweep(
             report.failed.append((job, outcome.error or "failed"))
             progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")
 
-    executor = LocalExecutor(settings, max_workers=max_workers, gpu_slots=gpu_slots)
+    executor = executor or LocalExecutor(settings, max_workers=max_workers, gpu_slots=gpu_slots)
     try:
         with progress:
             executor.run(group_seeds(todo, registry, batch_seeds), on_start, on_message, on_done)

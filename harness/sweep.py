@@ -28,6 +28,10 @@ class Sweep:
     tracking_uri: str = "sqlite:///mlflow.db"
     data_dir: str | None = None
     device: str = "auto"
+    executor: str = "local"
+    """Where jobs run: ``local`` worker processes or ``ray`` tasks."""
+    ray_address: str | None = None
+    """The Ray cluster (``auto`` or ``HOST:PORT``); None starts a local Ray instance."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

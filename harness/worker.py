@@ -5,6 +5,8 @@ that the method trains together. It never touches the tracking store. It sends m
 parent over a pipe, each naming the job's run key: ``("metric", run_key, key, value, step)``,
 ``("progress", run_key, completed, total, description)``, then exactly one ``("result", run_key,
 payload)`` or ``("error", run_key, payload)`` per job. The parent logs them to MLflow.
+Anything with ``send`` and ``close`` can stand for the pipe (a :class:`Sink`): the Ray executor
+passes one that forwards the messages to the parent through Ray.
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from harness import metrics
+from harness import metrics, worker_cache
 from harness.data import default_cache_dir, default_data_dir
-from harness.plugins import load_registry
 from harness.preprocess import prepare
 from harness.sweep import Job
 
 CURVE_PREFIX = "curve/"
 """Step metrics from methods are logged under this prefix, apart from the final scores."""
+
+
+class Sink(Protocol):
+    """Where a worker's messages go: a pipe's sending end, or the Ray executor's stand-in."""
+
+    def send(self, message: tuple) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ def _versions(names: tuple[str, ...]) -> dict[str, str]:
 class WorkerContext:
     """The :class:`harness.types.JobContext` a method receives."""
 
-    def __init__(self, conn: Connection, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
+    def __init__(self, conn: Sink, job: Job, settings: WorkerSettings, labels: np.ndarray) -> None:
         self._conn = conn
         self._key = job.run_key
         self._labels = labels
@@ -89,7 +97,7 @@ class WorkerContext:
         self._conn.send(("progress", self._key, float(completed), float(total), description))
 
 
-def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Connection) -> None:
+def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Sink) -> None:
     """Process entry point: run one task (one job, or several seeds batched) and report; never raises."""
     jobs = [_job(d) for d in job_dicts]
     reported: set[str] = set()
@@ -112,17 +120,18 @@ def _job(job_dict: dict[str, Any]) -> Job:
     return Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
 
 
-def _run(jobs: list[Job], settings: WorkerSettings, conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[str, dict[str, Any]]]:
     """Run the task; return ``(run_key, payload)`` per job (a payload with ``error`` failed)."""
     os.environ.update(settings.env)
     job = jobs[0]
-    registry = load_registry(blocked=settings.blocked_plugins, extra_modules=settings.extra_plugins)
+    registry = worker_cache.registry(settings.blocked_plugins, settings.extra_plugins)
     method = registry.method(job.method)
-    dataset_spec = registry.dataset(job.dataset)
 
     root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
-    dataset = dataset_spec.load(root)
+    dataset = worker_cache.dataset(registry, job.dataset, root)
     x = prepare(dataset, job.input_size, job.resize_filter, method.input)
+    if np.shares_memory(x, dataset.images):  # the cached dataset outlives this job: a private copy
+        x = x.copy()
 
     seed_python_and_numpy(job.seed)
     contexts = [WorkerContext(conn, j, settings, dataset.labels) for j in jobs]
