@@ -6,6 +6,7 @@ differs from DEC-keras, a comment says where and why.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,20 +129,17 @@ def fit_predict_seeds(
         t["dec.pretrain_s"] = f"{time.perf_counter() - start:.1f}"
 
     # ---- stage 2: k-means on each seed's embedding initialises its centres -------------------
-    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     n_enc = 2 * len(hidden)
     enc = [ops.convert_to_tensor(w) for w in stacked.stack([ae.get_weights()[:n_enc] for ae in aes])]
-    embed = runtime.compile_fn(backend, stacked.encode)
+    embed = runtime.compiled(backend, stacked.encode)
     embedding = _over_rows(embed, enc, x_dev, n, len(seeds))
-    centres, labels_init = [], []
-    for i, s in enumerate(seeds):
-        kmeans = KMeans(
-            n_clusters, init="k-means++", n_init=1 if context.dry_run else params["n_init"],
-            max_iter=300, tol=1e-4, algorithm="lloyd", random_state=s,
-        )  # sklearn 0.19's defaults spelled out (its 'auto' ran elkan: same fixed points, other speed)
-        labels_init.append(kmeans.fit_predict(ops.convert_to_numpy(embedding[i])))
-        centres.append(kmeans.cluster_centers_.astype(np.float32))
+    # ``threads`` caps scikit-learn's OpenMP pool too: on a shared CPU its spinning workers
+    # otherwise make k-means on 1,797 points take seconds.
+    limit = threadpool_limits(params["threads"]) if params["threads"] else contextlib.nullcontext()
+    with limit:
+        centres, labels_init = _kmeans(embedding, seeds, n_clusters, 1 if context.dry_run else params["n_init"])
 
     # ---- stage 3: self-training on the target distribution -----------------------------------
     start = time.perf_counter()
@@ -210,10 +208,9 @@ def pretrain(
     from harness_dec import stacked
 
     # SGD(lr, momentum 0.9), or Keras' Adam defaults (epsilon 1e-7, as Keras >= 2.1.3 that DEC-keras ran on)
-    optimizer = stacked.Optimizer(resolved.pretrain_optimizer, resolved.pretrain_lr)
+    optimizer, run = stacked.runner(backend, stacked.mse_loss, resolved.pretrain_optimizer, resolved.pretrain_lr, False)
     params = [ops.convert_to_tensor(w) for w in stacked.stack(weights)]
     opt_vars = optimizer.init(params)
-    run = stacked.make_runner(backend, stacked.mse_loss, optimizer, masked=False)
     n, count = int(x_dev.shape[0]), len(seeds)
     rngs = [clustering.batch_rng(s) for s in seeds]
     active = ops.ones((count,), dtype="bool")
@@ -259,10 +256,9 @@ def self_train(
     from harness_dec import stacked
 
     n, count = len(labels_init[0]), len(contexts)
-    optimizer = stacked.Optimizer("sgd", lr, momentum=0.9)
+    optimizer, run = stacked.runner(backend, stacked.kld_loss, "sgd", lr, True)  # momentum 0.9
     opt_vars = optimizer.init(params)
-    run = stacked.make_runner(backend, stacked.kld_loss, optimizer, masked=True)
-    assign = runtime.compile_fn(backend, _assign)
+    assign = runtime.compiled(backend, _assign)
     labels_last = [np.asarray(lab) for lab in labels_init]
     stopped, iterations = ["maxiter"] * count, [maxiter - 1] * count
     active = np.ones(count, dtype=bool)
@@ -291,6 +287,20 @@ def self_train(
         last_loss = np.where(active, ops.convert_to_numpy(loss_dev), last_loss)
         iteration += steps
     return labels_last, stopped, iterations, list(params)
+
+
+def _kmeans(embedding: np.ndarray, seeds: Sequence[int], n_clusters: int, n_init: int) -> tuple[list, list]:
+    """Each seed's k-means (seeded by it) on its own embedding: (centres, labels) per seed."""
+    from sklearn.cluster import KMeans
+
+    centres, labels = [], []
+    for i, s in enumerate(seeds):
+        kmeans = KMeans(
+            n_clusters, init="k-means++", n_init=n_init, max_iter=300, tol=1e-4, algorithm="lloyd", random_state=s,
+        )  # sklearn 0.19's defaults spelled out (its 'auto' ran elkan: same fixed points, other speed)
+        labels.append(kmeans.fit_predict(embedding[i]))
+        centres.append(kmeans.cluster_centers_.astype(np.float32))
+    return centres, labels
 
 
 def _assign(params: list, x_chunk: Any) -> Any:

@@ -17,6 +17,7 @@ W_enc3, b_enc3, W_dec3, b_dec3, ..., W_dec0, b_dec0]``, W of shape (S, in, out),
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -185,3 +186,10 @@ def make_runner(backend: str, loss: Callable[..., Any], optimizer: Optimizer, ma
 def _summed(per_seed: Any) -> tuple[Any, Any]:
     """(the sum over seeds, to differentiate; the per-seed losses, to report)."""
     return ops.sum(per_seed), per_seed
+
+
+@functools.cache
+def runner(backend: str, loss: Callable[..., Any], kind: str, lr: float, masked: bool) -> tuple[Optimizer, Callable[..., Any]]:
+    """:func:`make_runner` with a fresh :class:`Optimizer`, compiled once per process per setting."""
+    optimizer = Optimizer(kind, lr)
+    return optimizer, make_runner(backend, loss, optimizer, masked)
