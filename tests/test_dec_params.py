@@ -79,7 +79,7 @@ def test_spec_declares_dec_keras_cli_parameters():
         ),
         (
             {"backend": "pytorch"},
-            "parameter 'backend' must be one of 'tensorflow', 'jax', 'torch'.*got 'pytorch'",
+            "parameter 'backend' must be one of 'auto', 'tensorflow', 'jax', 'torch'.*got 'pytorch'",
         ),
         ({"pretrain_epochs": 0}, "parameter 'pretrain_epochs' must be an integer >= 1 or none, got 0"),
         ({"tol": 2}, "parameter 'tol' must be a number in \\[0, 1\\], got 2"),

@@ -10,13 +10,14 @@ tol, ae_weights) plus its per-dataset presets; see :mod:`harness_dec.presets`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from harness import JobContext, MethodResult, MethodSpec, Param, hookimpl
 from harness_dec.presets import INITS, OPTIMIZERS, PRESET_CHOICES
-from harness_dec.runtime import BACKENDS
+from harness_dec.runtime import BACKEND_CHOICES
 
 PARAMS = (
     Param("preset", str, "auto", "DEC-keras' per-dataset settings; auto = by dataset name (usps for datasets DEC-keras never had)", choices=PRESET_CHOICES),
@@ -33,7 +34,7 @@ PARAMS = (
     Param("n_init", int, 20, "k-means++ restarts on the embedding that initialise the centres", low=1),
     Param("embedding_dim", int, 10, "size of the embedding (DEC-keras: 10 for every dataset)", low=1),
     Param("ae_weights", str, None, "load this pretrained autoencoder (.weights.h5, or a DEC-keras .h5) instead of training one", nullable=True),
-    Param("backend", str, "tensorflow", "Keras backend (its framework must be installed)", choices=BACKENDS),
+    Param("backend", str, "auto", "Keras backend (its framework must be installed); auto = tensorflow where installed, else jax, else torch", choices=BACKEND_CHOICES),
     Param("threads", int, None, "CPU threads for the framework (intra- and inter-op); none = the framework's default", low=1, nullable=True, in_run_key=False),
     Param("deterministic", bool, False, "deterministic framework ops (slower; TF: enable_op_determinism)"),
 )
@@ -48,12 +49,22 @@ def fit_predict(
     return run(x, n_clusters=n_clusters, seed=seed, params=params, context=context)
 
 
+def fit_predict_seeds(
+    x: np.ndarray, *, n_clusters: int, seeds: Sequence[int], params: dict[str, Any], contexts: Sequence[JobContext]
+) -> list[MethodResult]:
+    """See :func:`harness_dec.method.fit_predict_seeds`: S seeds as one stacked model."""
+    from harness_dec.method import fit_predict_seeds as run
+
+    return run(x, n_clusters=n_clusters, seeds=seeds, params=params, contexts=contexts)
+
+
 @hookimpl
 def harness_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="dec",
             fit_predict=fit_predict,
+            fit_predict_seeds=fit_predict_seeds,
             params=PARAMS,
             input="flat",
             framework="keras",

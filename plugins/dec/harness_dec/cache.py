@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-KEY_VERSION = 1
-"""Bump when the pretraining code changes what a key means."""
+KEY_VERSION = 2
+"""Bump when the pretraining code changes what a key means (2: the batch order comes from
+``clustering.batch_rng``, no longer from Keras ``fit``'s shuffle)."""
 
 
 def ae_key(x: np.ndarray, fields: Mapping[str, Any]) -> str:

@@ -53,3 +53,42 @@ def batch_at(iteration: int, batch_size: int, n: int) -> slice:
     n_batches = -(-n // batch_size)
     start = (iteration % n_batches) * batch_size
     return slice(start, min(start + batch_size, n))
+
+
+def epoch_batches(perms: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pretraining epoch per seed as fixed-shape index and weight arrays, (T, S, B) each.
+
+    ``perms`` (S, N) is each seed's shuffled row order for this epoch; batches are consecutive
+    slices of it, the last one partial as with Keras' ``fit(shuffle=True)``. The partial batch
+    is padded with row 0 at weight 0, so every step has one shape (one compiled program) while
+    its loss is the mean over its real rows only.
+    """
+    s, n = perms.shape
+    steps = -(-n // batch_size)
+    idx = np.zeros((s, steps * batch_size), dtype=np.int32)
+    idx[:, :n] = perms
+    weights = np.zeros((s, steps * batch_size), dtype=np.float32)
+    weights[:, :n] = 1.0
+    shape = (s, steps, batch_size)
+    return idx.reshape(shape).transpose(1, 0, 2).copy(), weights.reshape(shape).transpose(1, 0, 2).copy()
+
+
+def sequential_batches(
+    start: int, steps: int, batch_size: int, n: int, orders: np.ndarray | None, n_seeds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clustering iterations ``start .. start+steps-1`` (:func:`batch_at`) as (T, S, B) index and
+    weight arrays; with ``orders`` (S, N), seed s walks its own row order ``orders[s]``."""
+    idx = np.zeros((steps, n_seeds, batch_size), dtype=np.int32)
+    weights = np.zeros((steps, n_seeds, batch_size), dtype=np.float32)
+    for t in range(steps):
+        rows = batch_at(start + t, batch_size, n)
+        size = rows.stop - rows.start
+        idx[t, :, :size] = np.arange(rows.start, rows.stop) if orders is None else orders[:, rows]
+        weights[t, :, :size] = 1.0
+    return idx, weights
+
+
+def batch_rng(seed: int) -> np.random.Generator:
+    """The generator of seed ``seed``'s pretraining batch order (its own stream, apart from the
+    one ``order=shuffled`` and k-means draw from)."""
+    return np.random.default_rng([seed, 0xDEC])

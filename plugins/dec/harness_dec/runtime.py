@@ -7,12 +7,32 @@ fresh process, so the first call in that process wins.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_CHOICES = ("auto", *BACKENDS)
+"""``auto`` = TensorFlow where it is installed (the reproductions were measured on it), else JAX
+(what a GPU machine without TensorFlow has), else PyTorch."""
+
+
+def resolve_backend(backend: str) -> str:
+    """The backend ``auto`` stands for here, or ``backend`` itself; raises if none is installed."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"dec: unknown backend {backend!r}; valid: {', '.join(BACKEND_CHOICES)}")
+        return backend
+    if "keras" in sys.modules:  # a process that already chose: keep it
+        return sys.modules["keras"].backend.backend()
+    for name in BACKENDS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise RuntimeError("dec: none of tensorflow, jax, torch is installed (Keras needs one of them)")
 
 
 def select_backend(backend: str, device: str) -> None:
@@ -114,3 +134,78 @@ def _configure_tensorflow(device: str, threads: int | None, deterministic: bool)
         f"inter {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}"
     )
     return tags
+
+
+# ---- the few things Keras leaves to each framework: gradients, loops, compilation -------------
+
+
+def value_and_grad(backend: str, fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[tuple[Any, Any], list]]:
+    """``fn(params, *args) -> (scalar, aux)`` as ``(params, *args) -> ((scalar, aux), grads)``."""
+    if backend == "jax":
+        import jax
+
+        return jax.value_and_grad(fn, has_aux=True)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def tf_grad(params: list, *args: Any) -> tuple[tuple[Any, Any], list]:
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                value, aux = fn(params, *args)
+            return (value, aux), tape.gradient(value, params)
+
+        return tf_grad
+    import torch
+
+    def torch_grad(params: list, *args: Any) -> tuple[tuple[Any, Any], list]:
+        leaves = [p.detach().requires_grad_(True) for p in params]
+        with torch.enable_grad():
+            value, aux = fn(leaves, *args)
+        grads = torch.autograd.grad(value, leaves)
+        return (value.detach(), aux.detach()), list(grads)
+
+    return torch_grad
+
+
+def fori_loop(backend: str, steps: int, body: Callable[[Any, Any], Any], init: Any) -> Any:
+    """``steps`` iterations of ``body(i, carry)``: one XLA loop on JAX/TF, Python on PyTorch."""
+    if backend == "torch":
+        carry = init
+        for i in range(steps):
+            carry = body(i, carry)
+        return carry
+    from keras import ops
+
+    return ops.fori_loop(0, steps, body, init)
+
+
+def compile_fn(backend: str, fn: Callable[..., Any], donate: bool = False) -> Callable[..., Any]:
+    """``fn`` compiled as a whole: ``jax.jit``, TF ``tf.function(jit_compile=True)`` (XLA), and
+    on PyTorch eager under ``no_grad`` (gradients are taken explicitly inside). ``donate``: on a
+    JAX accelerator the first two arguments (parameters, optimizer state) are given to the call,
+    so a step updates them in place instead of holding two copies."""
+    if backend == "jax":
+        import jax
+
+        donate_argnums = (0, 1) if donate and jax.default_backend() != "cpu" else ()
+        return jax.jit(fn, donate_argnums=donate_argnums)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # XLA where it pays: on a GPU it fuses each step's small kernels; on a CPU it only adds
+        # seconds of compilation per shape to what oneDNN's matmuls already do as fast.
+        return tf.function(fn, jit_compile=bool(tf.config.get_visible_devices("GPU")))
+    import torch
+
+    def no_grad(*args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return no_grad
+
+
+@functools.cache
+def compiled(backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`compile_fn` once per process for a module-level ``fn`` (later seeds, tests and
+    benchmarks in the same process reuse its traces instead of compiling again)."""
+    return compile_fn(backend, fn)
