@@ -197,7 +197,6 @@ def run_sweep(
 def _log_sweep_figures(tracker: Tracker, parent_id: str, runs: pd.DataFrame, console: Console) -> None:
     """The report's table and figures, as artifacts of the sweep's parent run."""
     from harness_reports import tables
-    from harness_reports.figures import make_figures
 
     if (runs["status"] == "FINISHED").sum() == 0:
         return
@@ -206,6 +205,8 @@ def _log_sweep_figures(tracker: Tracker, parent_id: str, runs: pd.DataFrame, con
         (out / "summary.md").write_text(tables.to_markdown(runs))
         (out / "runs.csv").write_text(tables.to_csv(runs))
         try:
+            from harness_reports.figures import make_figures  # seaborn, matplotlib: heavy, optional here
+
             make_figures(tracker.client, runs, out / "figures")
         except Exception as exc:  # a figure must never cost the sweep its results
             console.print(f"[yellow]figures not made: {type(exc).__name__}: {exc}[/]")

@@ -58,8 +58,8 @@ def test_worker_hands_methods_a_private_copy_of_cached_data(tmp_path):
     params = {"n_init": 1, "max_iter": 10, "tol": 1e-4, "algorithm": "lloyd"}
     job = Job("kmeans", "digits", "all", 8, 8, 0, params, "none")
     settings = WorkerSettings(data_dir=str(tmp_path))
-    first = _run(job.to_dict(), settings, Sink())
-    again = _run(job.to_dict(), settings, Sink())  # the dataset from the cache: same scores
+    [(_, first)] = _run([job], settings, Sink())
+    [(_, again)] = _run([job], settings, Sink())  # the dataset from the cache: same scores
     assert first["metrics"]["acc"] == again["metrics"]["acc"]
     np.testing.assert_array_equal(first["labels"], again["labels"])
     worker_cache.clear()
