@@ -64,8 +64,7 @@ def check_address(address: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(
-            f"--ray-address: no Ray cluster answers at {address!r} ({reason}); "
-            f"expected {VALID_ADDRESSES}"
+            f"--ray-address: no Ray cluster answers at {address!r} ({reason}); expected {VALID_ADDRESSES}"
         ) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import socket
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -40,6 +41,23 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path[1:] if path.startswith("/") else path)
 
 
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast on a tracking server that does not answer (MLflow's own client retries for minutes)."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"cannot use tracking store {uri!r}: nothing answers at {parsed.hostname}:{port} ({reason}); "
+            "start the server (mlflow server ...) or give a sqlite:///PATH or file URI"
+        ) from None
+
+
 def _quiet_store_logs() -> None:
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -52,6 +70,7 @@ class Tracker:
         _quiet_store_logs()
         from mlflow import MlflowClient  # import here: mlflow is slow to import
 
+        check_reachable(tracking_uri)
         self.tracking_uri = tracking_uri
         self._pending: dict[str, list[Any]] = {}
         self._flushed: dict[str, float] = {}

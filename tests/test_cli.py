@@ -140,11 +140,19 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
+        (
+            ["--plugin", "harness_test_plugins", "--methods", "stacked", "--sizes", "2"],
+            "method 'stacked' needs input images of at least 4 px",
+        ),
+        (
+            ["--tracking-uri", "http://127.0.0.1:9"],
+            "cannot use tracking store 'http://127.0.0.1:9': nothing answers",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_store(tmp_path, capsys, args, message):
     uri = _uri(tmp_path)
-    argv = ["run", "--tracking-uri", uri, *[a.format(tmp=tmp_path) for a in args]]
+    argv = ["run", "--tracking-uri", uri, "--methods", "kmeans", *[a.format(tmp=tmp_path) for a in args]]
     assert main(argv) == ExitCode.USAGE_ERROR
     err = capsys.readouterr().err.strip()
     assert err.startswith("harness: error: ") and message in err and "\n" not in err

@@ -82,5 +82,5 @@ def harness_methods():
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
         MethodSpec("slow", slow),
-        MethodSpec("stacked", stacked, fit_predict_seeds=stacked_seeds),
+        MethodSpec("stacked", stacked, fit_predict_seeds=stacked_seeds, min_size=4),
     ]
