@@ -7,12 +7,13 @@ fresh process, so the first call in that process wins.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -56,9 +57,28 @@ def select_backend(backend: str, device: str) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Mute file descriptor 2 while TensorFlow loads: TF 2.21 writes absl/oneDNN start-up lines
+    straight to it, whatever TF_CPP_MIN_LOG_LEVEL says. Python errors still surface as exceptions."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def configure(backend: str, device: str, threads: int | None, deterministic: bool, seed: int) -> dict[str, str]:
     """Apply device, thread and determinism settings, seed Keras, and return tags describing them."""
-    import keras
+    with _native_stderr_silenced():
+        import keras
+
+        if backend == "tensorflow":
+            import tensorflow  # noqa: F401 - loaded here, quietly
 
     tags: dict[str, str] = {"dec.backend": backend, "version.keras": keras.__version__}
     if backend == "tensorflow":
