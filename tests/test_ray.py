@@ -12,8 +12,8 @@ from harness.cli import main
 from harness.errors import ExitCode
 
 SWEEP = [
-    "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,curves,flaky", "--datasets", "digits",
-    "--seeds", "0-1", "--param", "kmeans.n_init=2", "--experiment", "t", "--jobs", "2",
+    "run", "--plugin", "harness_test_plugins", "--methods", "kmeans,curves,flaky,stacked", "--datasets",
+    "digits", "--seeds", "0-1", "--param", "kmeans.n_init=2", "--experiment", "t", "--jobs", "2", "--batch-seeds",
 ]  # fmt: skip
 
 
@@ -34,7 +34,9 @@ def test_ray_sweep_gets_the_local_executors_runs_and_scores(tmp_path):
     assert not ray.is_initialized()  # the local instance is gone with the sweep
 
     want, got = _jobs(local), _jobs(remote)
-    assert len(got) == 6 and set(got) == set(want)  # the same jobs, once each
+    assert len(got) == 8 and set(got) == set(want)  # the same jobs, once each
+    stacked = [r for r in got.values() if r.data.params["method"] == "stacked"]
+    assert len({r.data.tags["task"] for r in stacked}) == 1  # both seeds in one Ray task
     client = MlflowClient(tracking_uri=remote)
     for key, run in got.items():
         assert run.info.status == want[key].info.status
