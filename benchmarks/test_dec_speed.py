@@ -80,7 +80,14 @@ def _data() -> tuple[np.ndarray, str]:
 
 def _record(benchmark, what: str, seeds: int, setup) -> None:
     _, tags, backend, source = setup
-    benchmark.extra_info |= {"device": tags.get("device", "?"), "backend": backend, "seeds": seeds, "n": N, "d": D, "data": source}
+    benchmark.extra_info |= {
+        "device": tags.get("device", "?"),
+        "backend": backend,
+        "seeds": seeds,
+        "n": N,
+        "d": D,
+        "data": source,
+    }
     median = benchmark.stats.stats.median
     MEDIANS[(what, seeds)] = median
     if seeds > 1 and (what, 1) in MEDIANS:
@@ -90,7 +97,10 @@ def _record(benchmark, what: str, seeds: int, setup) -> None:
 def _weights(seeds: int) -> list:
     from harness_dec import method
 
-    return [ae.get_weights() for ae in method.initial_autoencoders(range(seeds), D, (500, 500, 2000, 10), "variance_scaling")]
+    return [
+        ae.get_weights()
+        for ae in method.initial_autoencoders(range(seeds), D, (500, 500, 2000, 10), "variance_scaling")
+    ]
 
 
 @pytest.mark.parametrize("seeds", [1, S], ids=lambda s: f"{s}seeds")
@@ -105,8 +115,15 @@ def test_one_pretraining_epoch(benchmark, setup, seeds):
     resolved = Resolved("mnist", **vars(PRESETS["mnist"]))
     weights = _weights(seeds)
     ctx = [_Quiet(s) for s in range(seeds)]
-    method.pretrain(setup[2], weights, x_dev, resolved, BATCH, 1, range(seeds), ctx)  # compile outside the timing
-    benchmark.pedantic(method.pretrain, args=(setup[2], weights, x_dev, resolved, BATCH, 1, range(seeds), ctx), rounds=ROUNDS, iterations=1)
+    method.pretrain(
+        setup[2], weights, x_dev, resolved, BATCH, 1, range(seeds), ctx
+    )  # compile outside the timing
+    benchmark.pedantic(
+        method.pretrain,
+        args=(setup[2], weights, x_dev, resolved, BATCH, 1, range(seeds), ctx),
+        rounds=ROUNDS,
+        iterations=1,
+    )
     _record(benchmark, "pretrain_epoch", seeds, setup)
 
 
@@ -126,7 +143,15 @@ def test_140_clustering_iterations(benchmark, setup, seeds):
 
     def run(maxiter: int):
         return method.self_train(
-            backend, params, x_dev, labels, interval=INTERVAL, maxiter=maxiter, tol=0.0, lr=0.01, batch_size=BATCH,
+            backend,
+            params,
+            x_dev,
+            labels,
+            interval=INTERVAL,
+            maxiter=maxiter,
+            tol=0.0,
+            lr=0.01,
+            batch_size=BATCH,
             contexts=ctx,
         )
 
@@ -143,7 +168,10 @@ def test_full_protocol(benchmark, setup, seeds, tmp_path_factory):
 
     x, *_ = setup
     params = {p.name: p.default for p in PARAMS} | {
-        "backend": setup[2], "pretrain_epochs": EPOCHS, "maxiter": MAXITER, "tol": 0.0,
+        "backend": setup[2],
+        "pretrain_epochs": EPOCHS,
+        "maxiter": MAXITER,
+        "tol": 0.0,
         "threads": _env("DEC_BENCH_THREADS", 0) or None,
     }
 
@@ -154,6 +182,10 @@ def test_full_protocol(benchmark, setup, seeds, tmp_path_factory):
 
     results = benchmark.pedantic(run, rounds=1, iterations=1)
     assert len(results) == seeds and all(r.tags["dec.ae_cache"] == "miss" for r in results)
-    benchmark.extra_info |= {"pretrain_s": results[0].tags["dec.pretrain_s"], "cluster_s": results[0].tags["dec.cluster_s"],
-                             "epochs": EPOCHS, "maxiter": MAXITER}
+    benchmark.extra_info |= {
+        "pretrain_s": results[0].tags["dec.pretrain_s"],
+        "cluster_s": results[0].tags["dec.cluster_s"],
+        "epochs": EPOCHS,
+        "maxiter": MAXITER,
+    }
     _record(benchmark, "full", seeds, setup)

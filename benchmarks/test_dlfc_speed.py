@@ -99,7 +99,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _record(benchmark, phase: str, seeds: int, seconds: float, unit: str, device: torch.device, source: str) -> None:
+def _record(
+    benchmark, phase: str, seeds: int, seconds: float, unit: str, device: torch.device, source: str
+) -> None:
     _seconds[(phase, seeds)] = seconds
     info = {"device": str(device), "seeds": seeds, "n": N, "data": source, f"seconds_per_{unit}": seconds}
     if device.type == "cuda":
@@ -143,7 +145,9 @@ def test_pretraining_epoch(benchmark, seeds, data, device, images):
                 **kwargs,
             )  # fmt: skip
 
-    _record(benchmark, "pretraining", seeds, _timed(benchmark, fn, device) / EPOCHS, "epoch", device, images[2])
+    _record(
+        benchmark, "pretraining", seeds, _timed(benchmark, fn, device) / EPOCHS, "epoch", device, images[2]
+    )
 
 
 @pytest.mark.parametrize("seeds", SEED_COUNTS, ids=lambda s: f"{s}seed")
@@ -195,7 +199,6 @@ class _Context:
 @pytest.mark.parametrize("seeds", SEED_COUNTS, ids=lambda s: f"{s}seed")
 def test_full_protocol(benchmark, seeds, images, device):
     from harness.plugins import load_registry
-
     from harness_dlfc.method import fit_predict, fit_predict_seeds
 
     x, labels, source = images
@@ -211,7 +214,9 @@ def test_full_protocol(benchmark, seeds, images, device):
             if seeds == 1:
                 results[:] = [fit_predict(x, n_clusters=10, seed=0, params=params, context=ctxs[0])]
             else:
-                results[:] = fit_predict_seeds(x, n_clusters=10, seeds=list(range(seeds)), params=params, contexts=ctxs)
+                results[:] = fit_predict_seeds(
+                    x, n_clusters=10, seeds=list(range(seeds)), params=params, contexts=ctxs
+                )
 
     _record(benchmark, "full", seeds, _timed(benchmark, fn, device), "protocol", device, source)
     benchmark.extra_info |= {"pretrain_epochs": FULL_EPOCHS, "cluster_iterations": FULL_ITERS}

@@ -54,7 +54,9 @@ def test_initial_weights_are_each_seeds_own_build():
 
     from harness_dec import method, stacked
 
-    together = stacked.stack([ae.get_weights() for ae in method.initial_autoencoders((3, 5), 20, (8, 8, 16, 4), "glorot_uniform")])
+    together = stacked.stack(
+        [ae.get_weights() for ae in method.initial_autoencoders((3, 5), 20, (8, 8, 16, 4), "glorot_uniform")]
+    )
     for i, s in enumerate((3, 5)):
         (alone,) = method.initial_autoencoders((s,), 20, (8, 8, 16, 4), "glorot_uniform")
         for a, b in zip(stacked.unstack(together, i), alone.get_weights(), strict=True):
@@ -81,7 +83,9 @@ def test_batched_seeds_train_as_they_do_alone(runs, digits):
     batched, batched_ctx, single, single_ctx, _ = runs
     for b, s in zip(batched_ctx, single_ctx, strict=True):
         # same initial weights and batch order: the same pretraining curve up to summation order
-        np.testing.assert_allclose(list(b.curves["pretrain_loss"].values()), list(s.curves["pretrain_loss"].values()), rtol=1e-4)
+        np.testing.assert_allclose(
+            list(b.curves["pretrain_loss"].values()), list(s.curves["pretrain_loss"].values()), rtol=1e-4
+        )
         assert b.curves["acc"][0] == pytest.approx(s.curves["acc"][0], abs=0.01)  # AE + k-means
     acc_b = np.array([score(digits[1], r.labels)["acc"] for r in batched])
     acc_s = np.array([score(digits[1], r.labels)["acc"] for r in single])
@@ -116,7 +120,11 @@ def test_a_stopped_seed_keeps_its_parameters_and_momentum():
     run = stacked.make_runner(_backend(), stacked.kld_loss, optimizer, masked=True)
     idx, w = clustering.sequential_batches(0, 4, 32, 100, None, 2)
     state = optimizer.init(params)
-    args = ((ops.convert_to_tensor(x), ops.convert_to_tensor(p.reshape(200, 3))), ops.convert_to_tensor(idx), ops.convert_to_tensor(w))
+    args = (
+        (ops.convert_to_tensor(x), ops.convert_to_tensor(p.reshape(200, 3))),
+        ops.convert_to_tensor(idx),
+        ops.convert_to_tensor(w),
+    )
     moved, state, _, _ = run(params, state, ops.convert_to_tensor(np.array([True, True])), *args)
     before = [ops.convert_to_numpy(a) for a in moved]
     momentum = [ops.convert_to_numpy(m) for m in state]
@@ -148,7 +156,9 @@ def test_optimizer_is_keras_arithmetic(kind):
         reference.apply([ops.convert_to_tensor(a) for a in g], variables)
         params, state = ours.apply(state, [ops.convert_to_tensor(a[None]) for a in g], params)
     for v, p in zip(variables, params, strict=True):
-        np.testing.assert_allclose(ops.convert_to_numpy(v.value), ops.convert_to_numpy(p)[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(v.value), ops.convert_to_numpy(p)[0], rtol=1e-6, atol=1e-7
+        )
 
 
 def _backend() -> str:

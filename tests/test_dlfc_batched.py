@@ -16,6 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+from test_dlfc_integration import FakeContext  # noqa: E402
 
 from harness import metrics  # noqa: E402
 from harness.preprocess import prepare  # noqa: E402
@@ -25,7 +26,6 @@ from harness_dlfc.clustering import ClusteringLayer, cluster  # noqa: E402
 from harness_dlfc.method import _seeded_model, fit_predict, fit_predict_seeds  # noqa: E402
 from harness_dlfc.pretrain import pretrain  # noqa: E402
 from harness_dlfc.steps import MomentumSGD  # noqa: E402
-from test_dlfc_integration import FakeContext  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def _images(x: np.ndarray) -> torch.Tensor:
 
 
 def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, atol: float = 0.0) -> None:
-    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         if atol:
             torch.testing.assert_close(p, q, rtol=0, atol=atol, msg=name)
         else:
@@ -68,11 +68,11 @@ def test_momentum_sgd_matches_torch_optim_sgd_bit_for_bit():
     ours = MomentumSGD(a, lr=0.3, momentum=0.9)
     for _ in range(4):
         grads = [torch.randn_like(t) for t in a]
-        for t, g in zip(b, grads):
+        for t, g in zip(b, grads, strict=True):
             t.grad = g.clone()
         opt.step()
         ours.step(grads)
-        for t, u in zip(a, b):
+        for t, u in zip(a, b, strict=True):
             assert torch.equal(t, u.detach())
 
 
@@ -122,16 +122,18 @@ def test_batched_pretraining_follows_each_seeds_own_batch_order(digits):
         torch.manual_seed(s)
         models.append(ConvAutoencoder((8, 8, 1), 10))
     singles = []
-    for s, m in zip(seeds, models):
+    for s, m in zip(seeds, models, strict=True):
         single = ConvAutoencoder((8, 8, 1), 10)
         single.load_state_dict(m.state_dict())
-        curve = pretrain(single, x, epochs=2, batch_size=128, learning_rate=1.0, generator=torch.Generator().manual_seed(s))
+        curve = pretrain(
+            single, x, epochs=2, batch_size=128, learning_rate=1.0, generator=torch.Generator().manual_seed(s)
+        )
         singles.append((single, curve))
     curves = pretrain_stacked(
         StackedModels(models), x, epochs=2, batch_size=128, learning_rate=1.0,
         generators=[torch.Generator().manual_seed(s) for s in seeds],
     )  # fmt: skip
-    for model, (single, curve), batched_curve in zip(models, singles, curves):
+    for model, (single, curve), batched_curve in zip(models, singles, curves, strict=True):
         _assert_same_weights(model, single, atol=1e-5)
         np.testing.assert_allclose(batched_curve, curve, rtol=1e-5)
 
@@ -157,7 +159,7 @@ def _toy_clustering(seeds=(0, 1), n=200):
         centres.append(c)
     labels = [ClusteringLayer(3, 3).requires_grad_(False) for _ in models]
     initial = []
-    for layer, c, m in zip(labels, centres, models):
+    for layer, c, m in zip(labels, centres, models, strict=True):
         layer.centres.copy_(c)
         with torch.no_grad():
             initial.append(layer(m.encode(x)).argmax(1).numpy())
@@ -178,12 +180,14 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
     kwargs = dict(batch_size=64, interval=5, tolerance=1e-9, learning_rate=3.0)  # a high rate: labels move
     # one at a time
     singles = []
-    for m, c, init in zip(_copies(models), centres, initial):
+    for m, c, init in zip(_copies(models), centres, initial, strict=True):
         layer = ClusteringLayer(3, 3)
         with torch.no_grad():
             layer.centres.copy_(c)
         seen = []
-        out = cluster(m, layer, x, init, max_iterations=40, on_update=lambda it, *r: seen.append(it), **kwargs)
+        out = cluster(
+            m, layer, x, init, max_iterations=40, on_update=lambda it, *r: seen.append(it), **kwargs
+        )  # noqa: B023 - called at once
         singles.append((m, layer, out, seen))
     assert singles[0][2].stopped_by_tolerance and singles[0][2].iterations == 5
     assert not singles[1][2].stopped_by_tolerance, "toy data meant to keep seed 1 changing"
@@ -196,7 +200,7 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
         seen: dict[int, list[int]] = {0: [], 1: []}
         outcomes = cluster_stacked(
             StackedModels(stacked), mu, x, initial, max_iterations=limit,
-            on_update=lambda i, it, *r: seen[i].append(it), **kwargs,
+            on_update=lambda i, it, *r: seen[i].append(it), **kwargs,  # noqa: B023 - called at once
         )  # fmt: skip
         runs[limit] = (stacked, mu.detach(), outcomes, seen)
     stacked, mu, outcomes, seen = runs[40]
@@ -212,7 +216,7 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
     _assert_same_weights(stacked[0], runs[6][0][0])
     assert torch.equal(mu[0], runs[6][1][0])
     assert not torch.equal(stacked[1].latent.weight, runs[6][0][1].latent.weight)
-    for model, original in zip(stacked, models):  # the decoder is never trained
+    for model, original in zip(stacked, models, strict=True):  # the decoder is never trained
         assert torch.equal(model.deconv3.weight, original.deconv3.weight)
 
 
@@ -230,27 +234,34 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
 
     def batched(seeds, cache):
         ctxs = [FakeContext(cache, labels) for _ in seeds]
-        for c, s in zip(ctxs, seeds):
+        for c, s in zip(ctxs, seeds, strict=True):
             c.seed = s
         return fit_predict_seeds(x, n_clusters=10, seeds=list(seeds), params=params, contexts=ctxs), ctxs
 
     ones = [single(s, tmp_path / "a") for s in (0, 1)]
     both, ctxs = batched((0, 1), tmp_path / "b")
-    for (one, one_ctx), res, ctx in zip(ones, both, ctxs):
+    for (one, one_ctx), res, ctx in zip(ones, both, ctxs, strict=True):
         assert one.tags["dlfc.ae_cache"] == res.tags["dlfc.ae_cache"] == "miss"
         assert res.tags["dlfc.batched_seeds"] == "2" and res.tags["dlfc.batched_with"] == "0,1"
         assert set(one.tags) <= set(res.tags)
         # the same run, up to summation order: curves, labels, embedding
         np.testing.assert_allclose(
             # on a GPU, cuDNN picks other kernels for the grouped (stacked) convolutions: 2.5e-4 seen
-            [v for _, v in ctx.curves["pretrain_loss"]], [v for _, v in one_ctx.curves["pretrain_loss"]], rtol=1e-3
+            [v for _, v in ctx.curves["pretrain_loss"]],
+            [v for _, v in one_ctx.curves["pretrain_loss"]],
+            rtol=1e-3,
         )
         assert [s for s, _ in ctx.curves["acc"]] == [s for s, _ in one_ctx.curves["acc"]] == [0, 70]
-        acc_one, acc_batched = metrics.score(labels, one.labels)["acc"], metrics.score(labels, res.labels)["acc"]
+        acc_one, acc_batched = (
+            metrics.score(labels, one.labels)["acc"],
+            metrics.score(labels, res.labels)["acc"],
+        )
         # k-means (20 restarts, best inertia kept) can amplify rounding differences of ~1e-6 in the
         # features into a different local optimum: same partition mostly, ACC within the seed spread
         agreement = metrics.score(one.labels, res.labels)["nmi_arithmetic"]
-        print(f"seed {one_ctx.seed}: ACC single {acc_one:.4f} batched {acc_batched:.4f}, NMI between {agreement:.3f}")
+        print(
+            f"seed {one_ctx.seed}: ACC single {acc_one:.4f} batched {acc_batched:.4f}, NMI between {agreement:.3f}"
+        )
         assert abs(acc_one - acc_batched) < 0.05
         assert agreement > 0.9
         assert res.embedding.shape == one.embedding.shape == (1797, 10)
@@ -268,7 +279,10 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
     assert len(ctxs[0].curves["pretrain_loss"]) == 6  # the cached run's curve is logged
     later, _ = single(1, tmp_path / "c")
     assert later.tags["dlfc.ae_cache"] == "hit"
-    assert abs(metrics.score(labels, later.labels)["acc"] - metrics.score(labels, ones[1][0].labels)["acc"]) < 0.05
+    assert (
+        abs(metrics.score(labels, later.labels)["acc"] - metrics.score(labels, ones[1][0].labels)["acc"])
+        < 0.05
+    )
 
 
 def test_dry_run_of_batched_seeds(digits, registry, tmp_path):
@@ -286,13 +300,17 @@ def test_the_method_spec_registers_seed_batching(registry):
 
 def test_on_a_cpu_auto_runs_the_seeds_one_after_another(digits, registry, tmp_path):
     x, labels = digits
-    params = registry.method("dlfc").defaults() | dict(ae_iterations=2, cluster_iterations=70, interval_updation=70)
+    params = registry.method("dlfc").defaults() | dict(
+        ae_iterations=2, cluster_iterations=70, interval_updation=70
+    )
     ctxs = [FakeContext(tmp_path, labels) for _ in range(2)]
     for c, s in zip(ctxs, (0, 1), strict=True):
         c.seed = s
     results = fit_predict_seeds(x, n_clusters=10, seeds=[0, 1], params=params, contexts=ctxs)
     assert all("dlfc.batched_seeds" not in r.tags for r in results)  # the single-seed path ran
-    alone = fit_predict(x, n_clusters=10, seed=1, params=params, context=FakeContext(tmp_path / "alone", labels))
+    alone = fit_predict(
+        x, n_clusters=10, seed=1, params=params, context=FakeContext(tmp_path / "alone", labels)
+    )
     assert np.array_equal(alone.labels, results[1].labels)
 
 
@@ -312,7 +330,9 @@ def test_cuda_graph_steps_match_eager_steps(monkeypatch):
         monkeypatch.setenv("HARNESS_DLFC_GRAPHS", "1" if graphs else "0")
         seed_torch(0)  # deterministic cuDNN: graph and eager then run the same kernels
         model = ConvAutoencoder((28, 28, 1), 10, attention=True).to(device)
-        curve = pretrain(model, x, epochs=2, batch_size=256, learning_rate=1.0, generator=torch.Generator().manual_seed(0))
+        curve = pretrain(
+            model, x, epochs=2, batch_size=256, learning_rate=1.0, generator=torch.Generator().manual_seed(0)
+        )
         layer = ClusteringLayer(10, 10).to(device)
         init = np.zeros(len(x), dtype=int)
         out = cluster(model, layer, x, init, batch_size=256, max_iterations=20, interval=7, tolerance=0.0)
@@ -321,7 +341,9 @@ def test_cuda_graph_steps_match_eager_steps(monkeypatch):
             stack, x, epochs=1, batch_size=256, learning_rate=1.0, generators=[torch.Generator().manual_seed(s) for s in (0, 1)]
         )  # fmt: skip
         mu = torch.randn(2, 10, 10, generator=torch.Generator().manual_seed(1)).to(device)
-        outs = cluster_stacked(stack, mu, x, [init, init], batch_size=256, max_iterations=20, interval=7, tolerance=0.0)
+        outs = cluster_stacked(
+            stack, mu, x, [init, init], batch_size=256, max_iterations=20, interval=7, tolerance=0.0
+        )
         return model, curve, out, curves, outs, stack.models[1]
 
     eager = trained(False)
@@ -330,7 +352,7 @@ def test_cuda_graph_steps_match_eager_steps(monkeypatch):
     np.testing.assert_allclose(graphed[1], eager[1], rtol=1e-5)
     assert (graphed[2].labels == eager[2].labels).mean() > 0.99
     np.testing.assert_allclose(graphed[3], eager[3], rtol=1e-5)
-    for a, b in zip(graphed[4], eager[4]):
+    for a, b in zip(graphed[4], eager[4], strict=True):
         assert (a.labels == b.labels).mean() > 0.99
     _assert_same_weights(graphed[5], eager[5], atol=1e-5)
     monkeypatch.setenv("HARNESS_DLFC_GRAPHS", "1")

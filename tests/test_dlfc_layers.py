@@ -158,7 +158,9 @@ def test_mlp_autoencoder_is_decs_with_an_embedding_of_size_k(include_layer, widt
     linear = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
     assert [m.in_features for m in linear] + [linear[-1].out_features] == widths
     expected = (
-        sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) * 2 - sum(widths[1:]) + sum(widths[:-1])
+        sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True)) * 2
+        - sum(widths[1:])
+        + sum(widths[:-1])
     )
     assert _n_params(model) == expected
     x = torch.rand(5, 1, 28, 28)
