@@ -312,7 +312,9 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     )
     console = Console(stderr=True, soft_wrap=True)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
+    # SIGINT too, even where it was inherited as ignored (a shell starts background jobs so).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with _executor(sweep, registry, settings, args, gpu_slots) as executor:
         report = run_sweep(
             sweep,
