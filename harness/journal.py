@@ -112,29 +112,24 @@ class Journal:
 
     def runs_frame(self, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
         """The same tidy frame as :func:`harness_reports.load_runs`, from the folder."""
-        from harness_reports.runs import COLUMNS, METRICS
+        from harness_reports.runs import METRICS, tidy
 
         wanted = None if run_keys is None else set(run_keys)
-        rows = []
-        for r in self.records():
-            if wanted is not None and r["run_key"] not in wanted:
-                continue
-            job, metrics = r["job"], r.get("metrics", {})
-            rows.append(
-                {
-                    "run_id": r["run_key"],
-                    "status": r["status"],
-                    "method": job["method"],
-                    "dataset": job["dataset"],
-                    "input_size": int(job["input_size"]),
-                    "seed": int(job["seed"]),
-                    "run_key": r["run_key"],
-                    "start_time": r["start_time"],
-                    **{m: metrics.get(m, float("nan")) for m in METRICS},
-                }
-            )
-        frame = pd.DataFrame(rows, columns=[*COLUMNS, *METRICS])
-        return frame.sort_values(["dataset", "input_size", "method", "seed"]).reset_index(drop=True)
+        return tidy(
+            {
+                "run_id": r["run_key"],
+                "status": r["status"],
+                "method": r["job"]["method"],
+                "dataset": r["job"]["dataset"],
+                "input_size": int(r["job"]["input_size"]),
+                "seed": int(r["job"]["seed"]),
+                "run_key": r["run_key"],
+                "start_time": r["start_time"],
+                **{m: r.get("metrics", {}).get(m, float("nan")) for m in METRICS},
+            }
+            for r in self.records()
+            if wanted is None or r["run_key"] in wanted
+        )
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -291,23 +291,25 @@ class RayExecutor:
                         on_message(by_key[run_key], (kind, *rest))
                 for ref in done:
                     task = self._running.pop(ref)
-                    for job in task:
-                        on_done(self._settle(job, ref))
-                        del by_key[job.run_key]
+                    for outcome in self._settle(task, ref):
+                        on_done(outcome)
+                        del by_key[outcome.job.run_key]
         finally:
             self.terminate()
             with contextlib.suppress(Exception):  # never hide why the loop ended
                 ray.kill(mailbox)
 
-    def _settle(self, job: Job, ref: Any) -> Outcome:
+    def _settle(self, task: Task, ref: Any) -> list[Outcome]:
+        """One outcome per job of the task, from the one value its Ray task returned."""
         import ray
 
         try:
-            return _outcome(job, ray.get(ref))
+            final = ray.get(ref)
         except ray.exceptions.RayError as exc:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else ""
-            return _failed(job, f"{type(exc).__name__}: {first}", text)
+            return [_failed(job, f"{type(exc).__name__}: {first}", text) for job in task]
+        return [_outcome(job, final) for job in task]
 
     def running_jobs(self) -> list[Job]:
         return [job for task in self._running.values() for job in task]

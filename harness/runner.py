@@ -169,13 +169,9 @@ def run_sweep(
         report.interrupted = True
         tracker.kill(run_ids.values())
         run_ids.clear()
-    from harness_reports import load_runs, summarize
+    from harness_reports import summarize
 
-    keys = [j.run_key for j in jobs]
-    if isinstance(tracker, Journal):
-        report.runs = tracker.runs_frame(keys)
-    else:
-        report.runs = load_runs(tracker.client, tracker.experiment_id, run_keys=keys)
+    report.runs = tracker.runs_frame([j.run_key for j in jobs])
     report.summary = summarize(report.runs)
     if not report.interrupted and isinstance(tracker, Tracker):
         _log_sweep_figures(tracker, parent_id, report.runs, console)

@@ -123,6 +123,12 @@ class Tracker:
             if not token:
                 return runs
 
+    def runs_frame(self, run_keys: Iterable[str] | None = None) -> Any:
+        """The experiment's job runs as :func:`harness_reports.load_runs` gives them."""
+        from harness_reports import load_runs
+
+        return load_runs(self.client, self.experiment_id, run_keys=run_keys)
+
     def finished_run_keys(self) -> dict[str, str]:
         """Run key → id of a FINISHED child run with that key."""
         runs = self.search("attributes.status = 'FINISHED'")

@@ -186,8 +186,14 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
             layer.centres.copy_(c)
         seen = []
         out = cluster(
-            m, layer, x, init, max_iterations=40, on_update=lambda it, *r: seen.append(it), **kwargs
-        )  # noqa: B023 - called at once
+            m,
+            layer,
+            x,
+            init,
+            max_iterations=40,
+            on_update=lambda it, *r, seen=seen: seen.append(it),
+            **kwargs,
+        )
         singles.append((m, layer, out, seen))
     assert singles[0][2].stopped_by_tolerance and singles[0][2].iterations == 5
     assert not singles[1][2].stopped_by_tolerance, "toy data meant to keep seed 1 changing"
@@ -200,7 +206,7 @@ def test_batched_clustering_matches_single_and_a_converged_seed_stops_changing()
         seen: dict[int, list[int]] = {0: [], 1: []}
         outcomes = cluster_stacked(
             StackedModels(stacked), mu, x, initial, max_iterations=limit,
-            on_update=lambda i, it, *r: seen[i].append(it), **kwargs,  # noqa: B023 - called at once
+            on_update=lambda i, it, *r, seen=seen: seen[i].append(it), **kwargs,
         )  # fmt: skip
         runs[limit] = (stacked, mu.detach(), outcomes, seen)
     stacked, mu, outcomes, seen = runs[40]

@@ -45,7 +45,16 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
                 **{m: metrics.get(m, float("nan")) for m in METRICS},
             }
         )
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, *METRICS])
+    return tidy(rows)
+
+
+def tidy(rows: Iterable[dict]) -> pd.DataFrame:
+    """One row per run key from run records (``COLUMNS`` and ``METRICS``), in report order.
+
+    Where a run key has several runs, the newest FINISHED one is kept, or else the newest of any
+    status. Shared by the MLflow reader above and the offline journal (:mod:`harness.journal`).
+    """
+    frame = pd.DataFrame(list(rows), columns=[*COLUMNS, *METRICS])
     if frame.empty:
         return frame
     frame["finished"] = frame["status"] == "FINISHED"
