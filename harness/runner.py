@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from harness.data import default_data_dir
@@ -18,7 +19,7 @@ from harness.journal import Journal
 from harness.plugins import Registry
 from harness.sweep import Job, Sweep, expand, group_seeds
 from harness.tracking import Tracker
-from harness.worker import WorkerSettings
+from harness.worker import WARNINGS_TAG, WorkerSettings
 
 
 @dataclass
@@ -157,6 +158,8 @@ def run_sweep(
                 f"[green]✓[/] {job.label}  ACC {m['acc']:.3f}  NMI {m['nmi_geometric']:.3f}  "
                 f"({m['runtime_s']:.1f} s)"
             )
+            for line in outcome.result["tags"].get(WARNINGS_TAG, "").splitlines():
+                progress.console.print(Text.assemble(("    ! ", "yellow"), line))  # no markup from warnings
         else:
             report.failed.append((job, outcome.error or "failed"))
             progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")

@@ -5,6 +5,9 @@ that the method trains together. It never touches the tracking store. It sends m
 parent over a pipe, each naming the job's run key: ``("metric", run_key, key, value, step)``,
 ``("progress", run_key, completed, total, description)``, then exactly one ``("result", run_key,
 payload)`` or ``("error", run_key, payload)`` per job. The parent logs them to MLflow.
+Python warnings a method raises (``warnings.warn``, or a library's, such as scikit-learn's
+``ConvergenceWarning``) are collected rather than printed over the parent's progress display: they
+travel with each result as the tag ``harness.warnings`` and the parent shows them under the job.
 Anything with ``send`` and ``close`` can stand for the pipe (a :class:`Sink`): the Ray executor
 passes one that forwards the messages to the parent through Ray.
 """
@@ -16,6 +19,8 @@ import platform
 import random
 import time
 import traceback
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -30,6 +35,11 @@ from harness.sweep import Job
 
 CURVE_PREFIX = "curve/"
 """Step metrics from methods are logged under this prefix, apart from the final scores."""
+WARNINGS_TAG = "harness.warnings"
+"""The warnings a job's method raised, one per line (absent when there were none)."""
+MAX_WARNINGS = 20
+QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning)
+"""Addressed to the developers of the libraries, not to the person reading the results."""
 
 
 class Sink(Protocol):
@@ -136,37 +146,54 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
     seed_python_and_numpy(job.seed)
     contexts = [WorkerContext(conn, j, settings, dataset.labels) for j in jobs]
     start = time.perf_counter()
-    if len(jobs) == 1:
-        results = [
-            method.fit_predict(
-                x, n_clusters=dataset.n_classes, seed=job.seed, params=dict(job.params), context=contexts[0]
-            )
-        ]
-    else:
-        if method.fit_predict_seeds is None:
-            raise TypeError(f"method {job.method!r} cannot train several seeds at once")
-        results = list(
-            method.fit_predict_seeds(
-                x,
-                n_clusters=dataset.n_classes,
-                seeds=[j.seed for j in jobs],
-                params=dict(job.params),
-                contexts=contexts,
-            )
-        )
-        if len(results) != len(jobs):
-            raise ValueError(f"method {job.method!r} returned {len(results)} results for {len(jobs)} seeds")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # each distinct warning once per code location
+        results = _call_method(method, jobs, x, dataset.n_classes, contexts)
     runtime = time.perf_counter() - start
+    raised = method_warnings(caught)
     out = []
     for j, result in zip(jobs, results, strict=True):
         try:
-            out.append((j.run_key, _payload(j, result, dataset, runtime, len(jobs))))
+            out.append((j.run_key, _payload(j, result, dataset, runtime, len(jobs), raised)))
         except ValueError as exc:
             out.append((j.run_key, {"error": f"ValueError: {exc}", "traceback": traceback.format_exc()}))
     return out
 
 
-def _payload(job: Job, result: Any, dataset: Any, runtime: float, batched: int) -> dict[str, Any]:
+def method_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """``Category: message`` for each distinct warning worth a reader's attention, at most 20."""
+    seen: dict[str, None] = {}
+    for w in caught:
+        if not issubclass(w.category, QUIET_WARNINGS):
+            seen.setdefault(f"{w.category.__name__}: {str(w.message).strip()}", None)
+    lines = list(seen)
+    if len(lines) > MAX_WARNINGS:
+        lines = [*lines[:MAX_WARNINGS], f"... and {len(lines) - MAX_WARNINGS} more"]
+    return lines
+
+
+def _call_method(method: Any, jobs: list[Job], x: np.ndarray, n_clusters: int, contexts: list[WorkerContext]) -> list[Any]:
+    """The method's results, one per job: ``fit_predict`` for one seed, else ``fit_predict_seeds``."""
+    job = jobs[0]
+    if len(jobs) == 1:
+        return [
+            method.fit_predict(x, n_clusters=n_clusters, seed=job.seed, params=dict(job.params), context=contexts[0])
+        ]
+    if method.fit_predict_seeds is None:
+        raise TypeError(f"method {job.method!r} cannot train several seeds at once")
+    results = list(
+        method.fit_predict_seeds(
+            x, n_clusters=n_clusters, seeds=[j.seed for j in jobs], params=dict(job.params), contexts=contexts
+        )
+    )
+    if len(results) != len(jobs):
+        raise ValueError(f"method {job.method!r} returned {len(results)} results for {len(jobs)} seeds")
+    return results
+
+
+def _payload(
+    job: Job, result: Any, dataset: Any, runtime: float, batched: int, raised: Sequence[str] = ()
+) -> dict[str, Any]:
     """Score one job's labels and gather what the parent records for it."""
     labels = np.asarray(result.labels)
     if labels.shape != dataset.labels.shape:
@@ -180,6 +207,9 @@ def _payload(job: Job, result: Any, dataset: Any, runtime: float, batched: int) 
     if batched > 1:
         # runtime_s is the wall time of the whole batch: the seeds trained together
         tags["harness.batched_seeds"] = str(batched)
+    if raised:
+        # a batched task's warnings go to each of its seeds: the method raised them for the batch
+        tags[WARNINGS_TAG] = "\n".join(raised)
     return {
         "metrics": scores | {"runtime_s": runtime, "n_clusters_found": float(len(np.unique(labels)))},
         "params": {

@@ -77,6 +77,26 @@ def test_curves_and_embedding_are_tracked(tiny_sweep):
     assert run.data.tags["note"] == "curves"
 
 
+def test_method_warnings_are_tagged_once_and_shown_under_the_job(tiny_sweep, tmp_path, capsys):
+    uri, _, _ = tiny_sweep
+    _, _, runs = _children(uri)
+    tagged = {r.data.params["method"]: r.data.tags.get("harness.warnings") for r in runs if r.info.status == "FINISHED"}
+    assert {m for m, t in tagged.items() if t and "curves:" in t} == {"curves"}
+    curves = [r for r in runs if r.data.params["method"] == "curves"]
+    for run in curves:  # the repeated warning once, the DeprecationWarning not at all
+        seed = run.data.params["seed"]
+        assert run.data.tags["harness.warnings"] == f"UserWarning: curves: [seed {seed}] looks suspicious"
+
+    capsys.readouterr()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["run", "--plugin", "harness_test_plugins", "--methods", "curves", "--datasets", "digits",
+            "--seeds", "4", "--tracking-uri", store]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    done = next(i for i, line in enumerate(lines) if "✓" in line and "curves" in line)
+    assert lines[done + 1].strip() == "! UserWarning: curves: [seed 4] looks suspicious"  # markup-free
+
+
 def test_rerun_skips_finished_jobs_and_duplicates_nothing(tiny_sweep, tiny_methods, capsys):
     uri, argv, _ = tiny_sweep
     capsys.readouterr()

@@ -112,6 +112,27 @@ def test_batched_seeds_get_the_single_seed_initial_weights(digits, registry):
     assert not torch.equal(stack.params["latent.weight"][0], stack.params["latent.weight"][1])
 
 
+@pytest.mark.parametrize("form", ["matmul", "grouped"])
+@pytest.mark.parametrize("size", [28, 15])
+def test_stacked_forward_and_gradients_are_each_seeds_own(form, size, monkeypatch):
+    from harness_dlfc.autoencoders import ConvAutoencoder
+
+    monkeypatch.setenv("HARNESS_DLFC_STACKED_CONV", form)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(ConvAutoencoder((size, size, 1), 10, attention=True))
+    stack = StackedModels(models)
+    x = torch.rand(3, 8, 1, size, size, generator=torch.Generator().manual_seed(0))
+    losses = torch.vmap(lambda p, xb: F.mse_loss(stack.call("forward", p, xb), xb))(stack.params, x)
+    grads = torch.autograd.grad(losses.sum(), list(stack.params.values()))
+    for i, model in enumerate(models):
+        loss = F.mse_loss(model(x[i]), x[i])
+        torch.testing.assert_close(losses[i], loss, rtol=1e-5, atol=1e-7)
+        for g, own in zip(grads, torch.autograd.grad(loss, list(model.parameters())), strict=True):
+            torch.testing.assert_close(g[i], own, rtol=1e-4, atol=1e-6)
+
+
 def test_batched_pretraining_follows_each_seeds_own_batch_order(digits):
     # Same initial weights and batch order per seed ⇒ the same trajectory up to rounding; a
     # different order (or a mixed-up gradient) would be far off after 2 epochs of SGD at lr 1.
@@ -250,6 +271,7 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
         assert one.tags["dlfc.ae_cache"] == res.tags["dlfc.ae_cache"] == "miss"
         assert res.tags["dlfc.batched_seeds"] == "2" and res.tags["dlfc.batched_with"] == "0,1"
         assert set(one.tags) <= set(res.tags)
+        assert one.tags["dlfc.pretrain_collapsed"] == res.tags["dlfc.pretrain_collapsed"] == "False"
         # the same run, up to summation order: curves, labels, embedding
         np.testing.assert_allclose(
             # on a GPU, cuDNN picks other kernels for the grouped (stacked) convolutions: 2.5e-4 seen
@@ -289,6 +311,20 @@ def test_fit_predict_seeds_agrees_with_one_at_a_time_and_shares_the_cache(digits
         abs(metrics.score(labels, later.labels)["acc"] - metrics.score(labels, ones[1][0].labels)["acc"])
         < 0.05
     )
+
+
+def test_a_collapse_in_a_stacked_pretraining_is_flagged_per_seed(digits, registry, tmp_path):
+    x, labels = digits
+    params = registry.method("dlfc").defaults() | dict(
+        ae_iterations=4, cluster_iterations=10, learning_rate=20.0, stack_seeds="always"
+    )
+    ctxs = [FakeContext(tmp_path, labels) for _ in range(2)]
+    for c, s in zip(ctxs, (3, 4), strict=True):
+        c.seed = s
+    with pytest.warns(UserWarning, match="pretraining collapsed") as caught:
+        results = fit_predict_seeds(x, n_clusters=10, seeds=[3, 4], params=params, contexts=ctxs)
+    assert sorted(str(w.message).split(":")[0] for w in caught) == ["dlfc seed 3", "dlfc seed 4"]
+    assert [r.tags["dlfc.pretrain_collapsed"] for r in results] == ["True", "True"]
 
 
 def test_dry_run_of_batched_seeds(digits, registry, tmp_path):

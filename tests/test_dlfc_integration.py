@@ -94,6 +94,7 @@ def test_reduced_budget_clusters_digits_and_the_cache_reproduces_it(digits, regi
         + 256
     )  # 8 px: code 2x2x64
     assert {"torch.cudnn_deterministic", "torch.deterministic_algorithms", "torch.num_threads"} <= set(tags)
+    assert tags["dlfc.pretrain_collapsed"] == "False" and float(tags["dlfc.recon_spread"]) > 0.1
     assert len(list((tmp_path / "dlfc").glob("ae-*.h5"))) == 1
 
     again, ctx2 = _run(x, labels, registry, tmp_path, **budget)
@@ -112,6 +113,33 @@ def test_reduced_budget_clusters_digits_and_the_cache_reproduces_it(digits, regi
     assert cache_key(x, ctx, 0, params | {"learning_rate": 0.1}) != key
     assert cache_key(x, ctx, 0, params | {"cluster_iterations": 5, "tolerance_threshold": 0.5}) == key
     assert cache_key(x, ctx, 0, params | {"mode": "dae"}) == key  # the same network
+
+
+def test_a_collapsed_pretraining_is_tagged_and_warned_about(digits, registry, tmp_path):
+    # learning rate 20 saturates the sigmoid output within a few steps, as rate 1 does to some
+    # MNIST seeds: the loss stops moving and the reconstructions no longer depend on the input
+    x, labels = digits
+    with pytest.warns(UserWarning, match=r"dlfc seed 0: pretraining collapsed \(learning_rate 20.0\)"):
+        result, ctx = _run(x, labels, registry, tmp_path, ae_iterations=4, cluster_iterations=10, learning_rate=20.0)
+    loss = [v for _, v in ctx.curves["pretrain_loss"]]
+    assert loss[-1] == pytest.approx(loss[1], rel=1e-6)
+    assert result.tags["dlfc.pretrain_collapsed"] == "True" and float(result.tags["dlfc.recon_spread"]) < 1e-4
+
+
+def test_reconstruction_stats_of_a_constant_and_of_the_identity():
+    from harness_dlfc.pretrain import reconstruction_stats
+
+    x = torch.rand(300, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    mse, spread = reconstruction_stats(torch.nn.Identity(), x, chunk=128)
+    assert mse == 0 and spread == pytest.approx(1.0)
+    mean = x.mean(0, keepdim=True)
+
+    class Mean(torch.nn.Module):
+        def forward(self, batch):
+            return mean.expand_as(batch)
+
+    mse, spread = reconstruction_stats(Mean(), x, chunk=128)
+    assert mse == pytest.approx(float(((x - mean) ** 2).mean()), rel=1e-5) and spread == pytest.approx(0, abs=1e-6)
 
 
 def test_dry_run_is_one_batch_per_phase_and_caches_nothing(digits, registry, tmp_path):

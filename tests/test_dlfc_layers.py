@@ -58,10 +58,12 @@ def test_strided_transposed_conv_keeps_the_first_outputs_hand_computed():
     assert torch_style[0, 0, 0].tolist() == [1.0, 3.0, 2.0, 2.0]
 
 
+@pytest.mark.parametrize("as_matmul", [False, True], ids=["conv", "matmul"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("size", [4, 5, 6])
-def test_layers_match_a_direct_numpy_definition(stride, size):
-    # Random (asymmetric) kernels against the textbook definitions, with TF's padding rule.
+def test_layers_match_a_direct_numpy_definition(stride, size, as_matmul):
+    # Random (asymmetric) kernels against the textbook definitions, with TF's padding rule; in
+    # both forms (cuDNN/oneDNN convolution, and the unfold + matmul of the seed-stacked model).
     rng = np.random.default_rng(size * 10 + stride)
     x = rng.standard_normal((size, size)).astype(np.float32)
     k = rng.standard_normal((3, 3)).astype(np.float32)
@@ -72,6 +74,7 @@ def test_layers_match_a_direct_numpy_definition(stride, size):
         for layer in (conv, tconv):
             layer.weight.copy_(torch.from_numpy(k).view(1, 1, 3, 3))
             layer.bias.zero_()
+            layer.as_matmul = as_matmul
     xt = torch.from_numpy(x).view(1, 1, size, size)
 
     before, after = same_padding(size, 3, stride)

@@ -2,7 +2,7 @@
 
 ``flaky`` fails on the seeds listed in its ``fail_seeds`` parameter and otherwise runs k-means
 (one init) on the data, so a sweep has a real mix of finished and failed runs. ``crash`` kills its
-own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress.
+own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress, and warns.
 ``stacked`` can train several seeds in one call (``--batch-seeds``) and tags each run with the
 call it was trained in and the GPUs it could see.
 """
@@ -43,7 +43,12 @@ def crash(x, *, n_clusters, seed, params, context):
 
 
 def curves(x, *, n_clusters, seed, params, context):
+    import warnings
+
     labels = _kmeans(x, n_clusters, seed)
+    for _ in range(2):  # shown once
+        warnings.warn(f"curves: [seed {seed}] looks suspicious")
+    warnings.warn("curves: an old API", DeprecationWarning)  # for library developers: not shown
     for step in range(3):
         context.log_metric("loss", 1.0 / (step + 1), step)
         context.progress(step + 1, 3, "fake epochs")

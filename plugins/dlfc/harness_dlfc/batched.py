@@ -13,6 +13,7 @@ differs from one-at-a-time training.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -21,9 +22,30 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
+from harness_dlfc.padding import SameConv2d, SameConvTranspose2d
 from harness_dlfc.clustering import ClusteringOutcome, _is_decoder, keras_kld, soft_assign, target_distribution
 from harness_dlfc.pretrain import device_order
 from harness_dlfc.steps import MomentumSGD, compile_step
+
+
+STACKED_CONV_ENV = "HARNESS_DLFC_STACKED_CONV"
+
+
+def stacked_convolution() -> str:
+    """How the stacked model computes its convolutions: ``grouped`` (default) or ``matmul``.
+
+    Under vmap, per-seed convolution weights turn ``conv2d`` into a grouped convolution; cuDNN's
+    grouped kernels made 10 stacked seeds cost 9.1x one seed per epoch on an H100. As unfold +
+    matmul the seeds share one batched matmul per layer instead, at the price of materialising
+    the unfolded columns (on the CPU that is slower: 20x against 15x, 10 seeds on 1 thread).
+    It has not run on a GPU yet, so ``grouped`` stays the default until it has been measured
+    there (``benchmarks/profile_dlfc.py`` compares both). ``$HARNESS_DLFC_STACKED_CONV`` picks the
+    form; both give the same numbers up to summation order.
+    """
+    form = os.environ.get(STACKED_CONV_ENV, "grouped")
+    if form not in ("matmul", "grouped"):
+        raise ValueError(f"${STACKED_CONV_ENV} must be 'matmul' or 'grouped', got {form!r}")
+    return form
 
 
 class _Call(nn.Module):
@@ -51,6 +73,9 @@ class StackedModels:
             raise ValueError("dlfc: seed batching supports modules without buffers")
         self.params: dict[str, torch.Tensor] = params
         base = copy.deepcopy(self.models[0]).to("meta")
+        for module in base.modules():
+            if isinstance(module, SameConv2d | SameConvTranspose2d):
+                module.as_matmul = stacked_convolution() == "matmul"
         self._calls = {m: _Call(base, m) for m in ("forward", "encode")}
 
     def __len__(self) -> int:

@@ -8,6 +8,11 @@ transposed convolution, while PyTorch's ``padding=1, output_padding=1`` drops th
 With PyTorch's symmetric semantics the published weights reconstruct 5× worse and k-means ACC on
 their latent space drops from 0.595 to 0.50 (specs/dlfc.md §1.9), so both layers below implement
 TensorFlow's rule explicitly.
+
+Both layers can also compute as *unfold + matmul* (``as_matmul``), which the seed-stacked model
+uses: under ``torch.vmap`` with per-seed weights a convolution becomes a grouped convolution,
+while a matmul becomes one batched matmul over the seed axis (see :mod:`harness_dlfc.batched`).
+The two forms give the same numbers up to summation order.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "SAME" padding (computed per input size, so any H, W work)."""
 
+    as_matmul = False
+    """Compute as unfold + matmul (set on the seed-stacked model's template)."""
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
 
@@ -40,7 +48,13 @@ class SameConv2d(nn.Conv2d):
         left, right = same_padding(x.shape[-1], kw, sw)
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
-        return super().forward(x)
+        if not self.as_matmul:
+            return super().forward(x)
+        out_h, out_w = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+        columns = F.unfold(x, (kh, kw), stride=(sh, sw))  # (N, C·kh·kw, out_h·out_w)
+        # einsum lays this out as one matmul over all N·L positions (per seed, under vmap)
+        y = torch.einsum("ok,nkl->nol", self.weight.flatten(1), columns) + self.bias[:, None]
+        return y.unflatten(-1, (out_h, out_w))
 
 
 class SameConvTranspose2d(nn.ConvTranspose2d):
@@ -51,6 +65,9 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
     convolution's (before, after) padding, i.e. it keeps outputs ``[before, before + n·stride)``.
     """
 
+    as_matmul = False
+    """Compute as matmul + fold (set on the seed-stacked model's template)."""
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
 
@@ -59,5 +76,11 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
         h, w = x.shape[-2] * sh, x.shape[-1] * sw
         top, _ = same_padding(h, kh, sh)
         left, _ = same_padding(w, kw, sw)
-        full = super().forward(x)
+        if not self.as_matmul:
+            full = super().forward(x)
+        else:
+            # each input pixel's contribution, (N, C_out·kh·kw, H·W), summed into place by fold
+            full_size = ((x.shape[-2] - 1) * sh + kh, (x.shape[-1] - 1) * sw + kw)
+            columns = torch.einsum("ck,ncl->nkl", self.weight.flatten(1), x.flatten(-2))
+            full = F.fold(columns, full_size, (kh, kw), stride=(sh, sw)) + self.bias[:, None, None]
         return full[..., top : top + h, left : left + w]
