@@ -1,0 +1,46 @@
+# The lent GPU machine: what to carry there, and how to install harness on it.
+#
+# That machine has CUDA PyTorch, JAX, scikit-learn, h5py, rich and pytest-benchmark, but no
+# network, no Keras, no TensorFlow and no MLflow. So:
+#
+#   bash benchmarks/device.sh prepare      # here, once: data and wheels into two ignored folders
+#
+# copies MNIST, Fashion-MNIST and USPS from ../shared/data into .devdata/ and downloads the
+# wheels Keras needs there (keras, namex, optree for CPython 3.12) into .whl/. Both folders are
+# listed in .git/info/exclude and travel with a device call through its `carry` list
+# (["./.devdata", "./.whl"]). Then every call there starts with
+#
+#   source benchmarks/device.sh && <command>
+#
+# which installs harness and the plugins from the carried tree (no network, no build isolation),
+# puts Keras on the path with the JAX backend (DEC's `auto` picks JAX where TensorFlow is absent)
+# and points the data and test-data directories at .devdata. Record a sweep there with
+# `harness run ... --offline "$OUT/runs"` (no MLflow on that path) and bring it into the store
+# here with `harness import`.
+
+if [ "${1:-}" = prepare ]; then
+    set -e
+    shared=${SHARED_DATA:-../shared/data}
+    mkdir -p .devdata .whl
+    for name in mnist fashion-mnist usps; do
+        cp -r "$shared/$name" .devdata/
+    done
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+    grep -qx '/.devdata/' .git/info/exclude || echo '/.devdata/' >> .git/info/exclude
+    grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
+    du -sh .devdata .whl
+    exit 0
+fi
+
+export PYTHONUNBUFFERED=1 HARNESS_DATA_DIR=$PWD/.devdata HARNESS_TEST_DATA=$PWD/.devdata
+export HARNESS_CACHE_DIR=/tmp/harness-cache KERAS_BACKEND=jax
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >/tmp/pip.log 2>&1 \
+    || { tail -20 /tmp/pip.log; return 1 2>/dev/null || exit 1; }
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+python3 -m pip install -q --no-index --no-deps --no-build-isolation \
+    -e . -e reports -e datasets -e plugins/kmeans -e plugins/dlfc -e plugins/dec >>/tmp/pip.log 2>&1 \
+    || { tail -20 /tmp/pip.log; return 1 2>/dev/null || exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, jax, keras; print('torch', torch.__version__, '| jax', jax.__version__, jax.default_backend(), '| keras', keras.__version__)"
