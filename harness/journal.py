@@ -112,7 +112,7 @@ class Journal:
 
     def runs_frame(self, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
         """The same tidy frame as :func:`harness_reports.load_runs`, from the folder."""
-        from harness_reports.runs import METRICS, tidy
+        from harness_reports.runs import METRICS, configuration, tidy
 
         wanted = None if run_keys is None else set(run_keys)
         return tidy(
@@ -125,6 +125,7 @@ class Journal:
                 "seed": int(r["job"]["seed"]),
                 "run_key": r["run_key"],
                 "start_time": r["start_time"],
+                "config": configuration(r["job"]["resize_filter"], r["job"]["params"], r["job"].get("unkeyed", ())),
                 **{m: r.get("metrics", {}).get(m, float("nan")) for m in METRICS},
             }
             for r in self.records()

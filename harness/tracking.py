@@ -203,6 +203,8 @@ class Tracker:
                 "harness.kind": "job",
                 "harness.method": job_dict["method"],
                 "harness.dataset": job_dict["dataset"],
+                # method parameters outside the run key (reports do not tell configurations apart by them)
+                **({"harness.unkeyed": ",".join(job_dict["unkeyed"])} if job_dict.get("unkeyed") else {}),
                 **tags,
             },
         )

@@ -82,7 +82,12 @@ def stacked_seeds(x, *, n_clusters, seeds, params, contexts):
 def harness_methods():
     return [
         MethodSpec(
-            "flaky", flaky, params=(Param("fail_seeds", str, "1", "seeds that fail, comma-separated"),)
+            "flaky",
+            flaky,
+            params=(
+                Param("fail_seeds", str, "1", "seeds that fail, comma-separated"),
+                Param("note", str, "", "free text, recorded but not part of the run key", in_run_key=False),
+            ),
         ),
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
