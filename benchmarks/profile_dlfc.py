@@ -1,5 +1,5 @@
-"""Where DLFC's time goes on a GPU: CUDA graphs vs eager, cuDNN settings, 1 vs 10 stacked seeds
-(grouped or matmul convolutions), and torch.profiler tables of one eager epoch. Needs CUDA and MNIST under $HARNESS_DATA_DIR:
+"""Where DLFC's time goes on a GPU: CUDA graphs vs eager, cuDNN settings, 1 vs 10 stacked seeds,
+native (cuDNN) vs matmul convolutions, and torch.profiler tables of one eager epoch. Needs CUDA and MNIST under $HARNESS_DATA_DIR:
 
     HARNESS_DATA_DIR=../shared/data python benchmarks/profile_dlfc.py
 """
@@ -76,33 +76,39 @@ def main() -> None:
     for deterministic, benchmark in ((True, False), (False, True)):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, benchmark
         label = f"cudnn det={deterministic} bench={benchmark}"
+        os.environ["HARNESS_DLFC_CONV"] = "native"
         for graphs in ("1", "0"):
             os.environ["HARNESS_DLFC_GRAPHS"] = graphs
             seconds_per_epoch(x, 1, 1)  # warm-up
             epoch, interval = seconds_per_epoch(x, 1, 4), seconds_per_interval(x, 1)
-            print(f"{label} graphs={graphs}: 1 seed {epoch:.3f} s/epoch, {interval:.3f} s/140 it", flush=True)
+            print(f"{label} graphs={graphs}: 1 seed native {epoch:.3f} s/epoch, {interval:.3f} s/140 it", flush=True)
         os.environ["HARNESS_DLFC_GRAPHS"] = "1"
-        for form, tf32 in (("grouped", False), ("matmul", False), ("matmul", True)):
-            # the stacked convolutions as cuDNN grouped ones, or unfold + batched matmul (in FP32,
-            # or in TF32 as cuDNN's convolutions already are by default)
-            os.environ["HARNESS_DLFC_STACKED_CONV"] = form
+        # native: cuDNN convolutions (grouped ones for stacked seeds); matmul: unfold + (batched)
+        # matmul, in FP32 or in TF32 (as cuDNN's convolutions already run by default)
+        for form, tf32 in (("native", False), ("matmul", False), ("matmul", True)):
+            os.environ["HARNESS_DLFC_CONV"] = form
             torch.backends.cuda.matmul.allow_tf32 = tf32
-            seconds_per_epoch(x, 10, 1)
-            epoch, interval = seconds_per_epoch(x, 10, 2), seconds_per_interval(x, 10, 2)
-            print(
-                f"{label} graphs=1: 10 seeds, {form} tf32={tf32}: {epoch:.3f} s/epoch, {interval:.3f} s/140 it",
-                flush=True,
-            )
+            for seeds, epochs, intervals in ((1, 4, 3), (10, 2, 2)):
+                if form == "native" and seeds == 1:
+                    continue  # measured above
+                seconds_per_epoch(x, seeds, 1)
+                epoch = seconds_per_epoch(x, seeds, epochs)
+                interval = seconds_per_interval(x, seeds, intervals)
+                print(
+                    f"{label} graphs=1: {seeds} seed(s) {form} tf32={tf32}: {epoch:.3f} s/epoch, "
+                    f"{interval:.3f} s/140 it",
+                    flush=True,
+                )
         torch.backends.cuda.matmul.allow_tf32 = False
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
     os.environ["HARNESS_DLFC_GRAPHS"] = "0"
-    for seeds, form in ((1, "grouped"), (10, "grouped"), (10, "matmul")):
-        os.environ["HARNESS_DLFC_STACKED_CONV"] = form
+    for seeds, form in ((1, "native"), (1, "matmul"), (10, "native"), (10, "matmul")):
+        os.environ["HARNESS_DLFC_CONV"] = form
         seconds_per_epoch(x, seeds, 1)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             seconds_per_epoch(x, seeds, 1)
-        print(f"== profile eager, {seeds} seed(s)" + (f", {form} convolutions" if seeds > 1 else "") + ", one epoch")
+        print(f"== profile eager, {seeds} seed(s), {form} convolutions, one epoch")
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
 
 

@@ -21,7 +21,7 @@ Sizes come from the environment, so a CPU run can be reduced:
     DLFC_BENCH_FULL         0 skips the full protocol (1)
     HARNESS_DLFC_THREADS    CPU threads for torch
     HARNESS_DLFC_GRAPHS     0 turns CUDA graphs off (to measure what they bring)
-    HARNESS_DLFC_STACKED_CONV  matmul: the stacked seeds' convolutions as unfold + matmul (default grouped)
+    HARNESS_DLFC_CONV       matmul: convolutions as unfold + matmul (default native)
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness_dlfc.autoencoders import ConvAutoencoder  # noqa: E402
-from harness_dlfc.batched import StackedModels, cluster_stacked, pretrain_stacked, stacked_convolution  # noqa: E402
+from harness_dlfc.batched import StackedModels, cluster_stacked, pretrain_stacked  # noqa: E402
 from harness_dlfc.clustering import ClusteringLayer, cluster  # noqa: E402
+from harness_dlfc.padding import convolution_form  # noqa: E402
 from harness_dlfc.pretrain import pretrain  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -110,8 +111,7 @@ def _record(
         info["cuda_graphs"] = os.environ.get("HARNESS_DLFC_GRAPHS", "1") != "0"
     else:
         info["torch_threads"] = torch.get_num_threads()
-    if seeds > 1:
-        info["stacked_conv"] = stacked_convolution()
+    info["conv_form"] = convolution_form()
     if seeds > 1 and (phase, 1) in _seconds:
         info["ratio_to_1_seed"] = seconds / _seconds[(phase, 1)]
     benchmark.extra_info.update(info)

@@ -29,6 +29,18 @@ def test_same_padding_splits_like_tensorflow(size, kernel, stride, expected):
     assert same_padding(size, kernel, stride) == expected
 
 
+def test_the_convolution_form_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("HARNESS_DLFC_CONV", "matmul")
+    model = ConvAutoencoder((28, 28, 1), 10)
+    layers = [m for m in model.modules() if isinstance(m, SameConv2d | SameConvTranspose2d)]
+    assert len(layers) == 5 and all(m.as_matmul for m in layers)
+    monkeypatch.delenv("HARNESS_DLFC_CONV")
+    assert not any(m.as_matmul for m in ConvAutoencoder((28, 28, 1), 10).modules() if hasattr(m, "as_matmul"))
+    monkeypatch.setenv("HARNESS_DLFC_CONV", "cudnn")
+    with pytest.raises(ValueError, match=r"\$HARNESS_DLFC_CONV must be 'native' or 'matmul', got 'cudnn'"):
+        SameConv2d(1, 1, 3)
+
+
 def test_strided_conv_pads_after_the_data_hand_computed():
     # 4x4 ramp, 3x3 kernel of ones, stride 2: TF pads 0 before / 1 after, so each output is the
     # sum of the window starting at (2i, 2j). Computed by hand.

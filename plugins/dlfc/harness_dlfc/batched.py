@@ -3,7 +3,8 @@
 The S autoencoders (each built after seeding, exactly as ``fit_predict(seed)`` builds it) are
 stacked into tensors with a leading seed axis (``torch.func.stack_module_state``) and run with
 ``torch.vmap`` over ``functional_call``: one forward/backward for all seeds, where a one-seed step
-leaves a GPU almost idle. Each seed keeps its own shuffle (its own generator, the stream of the
+leaves a GPU almost idle. (Under vmap the convolutions become grouped ones, or batched matmuls
+with ``$HARNESS_DLFC_CONV=matmul``: see :func:`harness_dlfc.padding.convolution_form`.) Each seed keeps its own shuffle (its own generator, the stream of the
 single-seed code), its own k-means centres and target distribution, and its own stop rule: a
 seed whose labels converged is masked out of every later update (parameters and momentum). The
 summed loss has, per seed, exactly that seed's gradient; only floating-point summation order
@@ -13,7 +14,6 @@ differs from one-at-a-time training.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,30 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from harness_dlfc.padding import SameConv2d, SameConvTranspose2d
 from harness_dlfc.clustering import ClusteringOutcome, _is_decoder, keras_kld, soft_assign, target_distribution
 from harness_dlfc.pretrain import device_order
 from harness_dlfc.steps import MomentumSGD, compile_step
-
-
-STACKED_CONV_ENV = "HARNESS_DLFC_STACKED_CONV"
-
-
-def stacked_convolution() -> str:
-    """How the stacked model computes its convolutions: ``grouped`` (default) or ``matmul``.
-
-    Under vmap, per-seed convolution weights turn ``conv2d`` into a grouped convolution; cuDNN's
-    grouped kernels made 10 stacked seeds cost 9.1x one seed per epoch on an H100. As unfold +
-    matmul the seeds share one batched matmul per layer instead, at the price of materialising
-    the unfolded columns (on the CPU that is slower: 20x against 15x, 10 seeds on 1 thread).
-    It has not run on a GPU yet, so ``grouped`` stays the default until it has been measured
-    there (``benchmarks/profile_dlfc.py`` compares both). ``$HARNESS_DLFC_STACKED_CONV`` picks the
-    form; both give the same numbers up to summation order.
-    """
-    form = os.environ.get(STACKED_CONV_ENV, "grouped")
-    if form not in ("matmul", "grouped"):
-        raise ValueError(f"${STACKED_CONV_ENV} must be 'matmul' or 'grouped', got {form!r}")
-    return form
 
 
 class _Call(nn.Module):
@@ -73,9 +52,6 @@ class StackedModels:
             raise ValueError("dlfc: seed batching supports modules without buffers")
         self.params: dict[str, torch.Tensor] = params
         base = copy.deepcopy(self.models[0]).to("meta")
-        for module in base.modules():
-            if isinstance(module, SameConv2d | SameConvTranspose2d):
-                module.as_matmul = stacked_convolution() == "matmul"
         self._calls = {m: _Call(base, m) for m in ("forward", "encode")}
 
     def __len__(self) -> int:

@@ -9,17 +9,38 @@ With PyTorch's symmetric semantics the published weights reconstruct 5× worse a
 their latent space drops from 0.595 to 0.50 (specs/dlfc.md §1.9), so both layers below implement
 TensorFlow's rule explicitly.
 
-Both layers can also compute as *unfold + matmul* (``as_matmul``), which the seed-stacked model
-uses: under ``torch.vmap`` with per-seed weights a convolution becomes a grouped convolution,
-while a matmul becomes one batched matmul over the seed axis (see :mod:`harness_dlfc.batched`).
-The two forms give the same numbers up to summation order.
+Both layers can also compute as *unfold + matmul* (:func:`convolution_form`).
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+CONV_FORM_ENV = "HARNESS_DLFC_CONV"
+
+
+def convolution_form() -> str:
+    """How new layers compute: ``native`` (default; cuDNN / oneDNN convolutions) or ``matmul``.
+
+    ``matmul`` is unfold + one matmul per layer (transposed: matmul + fold). On one seed it trades
+    the convolution kernels for large matrix products and memory traffic. Under ``torch.vmap``
+    with per-seed weights (the seed-stacked model of :mod:`harness_dlfc.batched`) it matters
+    more: a native convolution becomes a *grouped* one, and cuDNN's grouped kernels made 10
+    stacked seeds cost 9.1x one seed per epoch on an H100, while the matmul becomes one batched
+    matmul over the seed axis. On the CPU (1 thread) matmul is slower, 20x against 15x for 10
+    stacked seeds. It has not run on a GPU yet, so ``native`` stays the default until it has
+    been measured there (``benchmarks/profile_dlfc.py`` times both forms). ``$HARNESS_DLFC_CONV``
+    picks the form when a layer is built; both forms give the same numbers up to summation order
+    (not a parameter, so not in the run key).
+    """
+    form = os.environ.get(CONV_FORM_ENV, "native")
+    if form not in ("native", "matmul"):
+        raise ValueError(f"${CONV_FORM_ENV} must be 'native' or 'matmul', got {form!r}")
+    return form
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -36,11 +57,9 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "SAME" padding (computed per input size, so any H, W work)."""
 
-    as_matmul = False
-    """Compute as unfold + matmul (set on the seed-stacked model's template)."""
-
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+        self.as_matmul = convolution_form() == "matmul"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -65,11 +84,9 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
     convolution's (before, after) padding, i.e. it keeps outputs ``[before, before + n·stride)``.
     """
 
-    as_matmul = False
-    """Compute as matmul + fold (set on the seed-stacked model's template)."""
-
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+        self.as_matmul = convolution_form() == "matmul"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
