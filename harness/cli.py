@@ -341,6 +341,12 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         )
     else:
         console.print(f"{counts} · sweep run {report.parent_run_id} · browse with: harness ui{uri_flag}")
+    if report.warned:
+        names = ", ".join(job.label for job in report.warned[:3]) + (", …" if len(report.warned) > 3 else "")
+        console.print(
+            f"[yellow]{len(report.warned)} run(s) raised warnings[/] ({names}): see under each job above, "
+            "or the runs' harness.warnings tag"
+        )
     for job, error in report.failed:
         console.print(f"[red]failed[/] {job.label}: {error}")
     if report.interrupted:

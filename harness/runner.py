@@ -32,6 +32,8 @@ class SweepReport:
     skipped: int = 0
     finished: int = 0
     failed: list[tuple[Job, str]] = field(default_factory=list)
+    warned: list[Job] = field(default_factory=list)
+    """Finished jobs whose method raised warnings (shown under each job, tagged ``harness.warnings``)."""
     interrupted: bool = False
     summary: pd.DataFrame | None = None
     runs: pd.DataFrame | None = None
@@ -158,8 +160,11 @@ def run_sweep(
                 f"[green]✓[/] {job.label}  ACC {m['acc']:.3f}  NMI {m['nmi_geometric']:.3f}  "
                 f"({m['runtime_s']:.1f} s)"
             )
-            for line in outcome.result["tags"].get(WARNINGS_TAG, "").splitlines():
+            raised = outcome.result["tags"].get(WARNINGS_TAG, "")
+            for line in raised.splitlines():
                 progress.console.print(Text.assemble(("    ! ", "yellow"), line))  # no markup from warnings
+            if raised:
+                report.warned.append(job)
         else:
             report.failed.append((job, outcome.error or "failed"))
             progress.console.print(f"[red]✗[/] {job.label}  {outcome.error}")

@@ -95,6 +95,7 @@ def test_method_warnings_are_tagged_once_and_shown_under_the_job(tiny_sweep, tmp
     lines = capsys.readouterr().err.splitlines()
     done = next(i for i, line in enumerate(lines) if "✓" in line and "curves" in line)
     assert lines[done + 1].strip() == "! UserWarning: curves: [seed 4] looks suspicious"  # markup-free
+    assert any(line.startswith("1 run(s) raised warnings (curves · digits@8 · seed 4)") for line in lines)
 
 
 def test_rerun_skips_finished_jobs_and_duplicates_nothing(tiny_sweep, tiny_methods, capsys):
