@@ -81,7 +81,10 @@ def main() -> None:
             os.environ["HARNESS_DLFC_GRAPHS"] = graphs
             seconds_per_epoch(x, 1, 1)  # warm-up
             epoch, interval = seconds_per_epoch(x, 1, 4), seconds_per_interval(x, 1)
-            print(f"{label} graphs={graphs}: 1 seed native {epoch:.3f} s/epoch, {interval:.3f} s/140 it", flush=True)
+            print(
+                f"{label} graphs={graphs}: 1 seed native {epoch:.3f} s/epoch, {interval:.3f} s/140 it",
+                flush=True,
+            )
         os.environ["HARNESS_DLFC_GRAPHS"] = "1"
         # native: cuDNN convolutions (grouped ones for stacked seeds); matmul: unfold + (batched)
         # matmul, in FP32 or in TF32 (as cuDNN's convolutions already run by default)

@@ -125,7 +125,9 @@ class Journal:
                 "seed": int(r["job"]["seed"]),
                 "run_key": r["run_key"],
                 "start_time": r["start_time"],
-                "config": configuration(r["job"]["resize_filter"], r["job"]["params"], r["job"].get("unkeyed", ())),
+                "config": configuration(
+                    r["job"]["resize_filter"], r["job"]["params"], r["job"].get("unkeyed", ())
+                ),
                 **{m: r.get("metrics", {}).get(m, float("nan")) for m in METRICS},
             }
             for r in self.records()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from harness.data import default_data_dir
 from harness.executor import Executor, LocalExecutor, Outcome

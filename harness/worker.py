@@ -172,12 +172,16 @@ def method_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     return lines
 
 
-def _call_method(method: Any, jobs: list[Job], x: np.ndarray, n_clusters: int, contexts: list[WorkerContext]) -> list[Any]:
+def _call_method(
+    method: Any, jobs: list[Job], x: np.ndarray, n_clusters: int, contexts: list[WorkerContext]
+) -> list[Any]:
     """The method's results, one per job: ``fit_predict`` for one seed, else ``fit_predict_seeds``."""
     job = jobs[0]
     if len(jobs) == 1:
         return [
-            method.fit_predict(x, n_clusters=n_clusters, seed=job.seed, params=dict(job.params), context=contexts[0])
+            method.fit_predict(
+                x, n_clusters=n_clusters, seed=job.seed, params=dict(job.params), context=contexts[0]
+            )
         ]
     if method.fit_predict_seeds is None:
         raise TypeError(f"method {job.method!r} cannot train several seeds at once")

@@ -80,7 +80,11 @@ def test_curves_and_embedding_are_tracked(tiny_sweep):
 def test_method_warnings_are_tagged_once_and_shown_under_the_job(tiny_sweep, tmp_path, capsys):
     uri, _, _ = tiny_sweep
     _, _, runs = _children(uri)
-    tagged = {r.data.params["method"]: r.data.tags.get("harness.warnings") for r in runs if r.info.status == "FINISHED"}
+    tagged = {
+        r.data.params["method"]: r.data.tags.get("harness.warnings")
+        for r in runs
+        if r.info.status == "FINISHED"
+    }
     assert {m for m, t in tagged.items() if t and "curves:" in t} == {"curves"}
     curves = [r for r in runs if r.data.params["method"] == "curves"]
     for run in curves:  # the repeated warning once, the DeprecationWarning not at all

@@ -120,7 +120,9 @@ def test_a_collapsed_pretraining_is_tagged_and_warned_about(digits, registry, tm
     # MNIST seeds: the loss stops moving and the reconstructions no longer depend on the input
     x, labels = digits
     with pytest.warns(UserWarning, match=r"dlfc seed 0: pretraining collapsed \(learning_rate 20.0\)"):
-        result, ctx = _run(x, labels, registry, tmp_path, ae_iterations=4, cluster_iterations=10, learning_rate=20.0)
+        result, ctx = _run(
+            x, labels, registry, tmp_path, ae_iterations=4, cluster_iterations=10, learning_rate=20.0
+        )
     loss = [v for _, v in ctx.curves["pretrain_loss"]]
     assert loss[-1] == pytest.approx(loss[1], rel=1e-6)
     assert result.tags["dlfc.pretrain_collapsed"] == "True" and float(result.tags["dlfc.recon_spread"]) < 1e-4
@@ -139,7 +141,9 @@ def test_reconstruction_stats_of_a_constant_and_of_the_identity():
             return mean.expand_as(batch)
 
     mse, spread = reconstruction_stats(Mean(), x, chunk=128)
-    assert mse == pytest.approx(float(((x - mean) ** 2).mean()), rel=1e-5) and spread == pytest.approx(0, abs=1e-6)
+    assert mse == pytest.approx(float(((x - mean) ** 2).mean()), rel=1e-5) and spread == pytest.approx(
+        0, abs=1e-6
+    )
 
 
 def test_dry_run_is_one_batch_per_phase_and_caches_nothing(digits, registry, tmp_path):

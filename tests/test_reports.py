@@ -152,12 +152,29 @@ def test_sweep_parent_run_holds_table_and_figures(tiny_sweep):
 def test_configurations_of_one_method_are_never_pooled(tmp_path, capsys, store):
     from harness.journal import Journal
 
-    target = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"] if store == "mlflow" else ["--offline", str(tmp_path / "runs")]
-    base = ["run", "--plugin", "harness_test_plugins", "--methods", "flaky", "--datasets", "digits", "--seeds", "0-1", *target]
+    target = (
+        ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+        if store == "mlflow"
+        else ["--offline", str(tmp_path / "runs")]
+    )
+    base = [
+        "run",
+        "--plugin",
+        "harness_test_plugins",
+        "--methods",
+        "flaky",
+        "--datasets",
+        "digits",
+        "--seeds",
+        "0-1",
+        *target,
+    ]
     # two configurations (fail_seeds differs), each with its own free-text note (outside the run key)
     assert main([*base, "--param", "flaky.fail_seeds=8", "--param", "flaky.note=a"]) == 0
     assert main([*base, "--param", "flaky.fail_seeds=9", "--param", "flaky.note=b"]) == 0
-    assert main([*base, "--param", "flaky.fail_seeds=9", "--param", "flaky.note=c"]) == 0  # nothing new to run
+    assert (
+        main([*base, "--param", "flaky.fail_seeds=9", "--param", "flaky.note=c"]) == 0
+    )  # nothing new to run
     if store == "mlflow":
         client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
         frame = load_runs(client, client.get_experiment_by_name("harness").experiment_id)

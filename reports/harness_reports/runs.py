@@ -91,6 +91,9 @@ def _name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         keys = sorted({k for config in configs.values() for k in config})
         differ = [k for k in keys if len({config.get(k) for config in configs.values()}) > 1]
-        names = {c: f"{method} ({', '.join(f'{k}={config.get(k)}' for k in differ)})" for c, config in configs.items()}
+        names = {
+            c: f"{method} ({', '.join(f'{k}={config.get(k)}' for k in differ)})"
+            for c, config in configs.items()
+        }
         frame.loc[group.index, "method"] = group["config"].map(names)
     return frame

@@ -47,8 +47,8 @@ def curves(x, *, n_clusters, seed, params, context):
 
     labels = _kmeans(x, n_clusters, seed)
     for _ in range(2):  # shown once
-        warnings.warn(f"curves: [seed {seed}] looks suspicious")
-    warnings.warn("curves: an old API", DeprecationWarning)  # for library developers: not shown
+        warnings.warn(f"curves: [seed {seed}] looks suspicious", stacklevel=1)
+    warnings.warn("curves: an old API", DeprecationWarning, stacklevel=1)  # for library developers: not shown
     for step in range(3):
         context.log_metric("loss", 1.0 / (step + 1), step)
         context.progress(step + 1, 3, "fake epochs")

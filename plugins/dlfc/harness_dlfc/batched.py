@@ -3,12 +3,14 @@
 The S autoencoders (each built after seeding, exactly as ``fit_predict(seed)`` builds it) are
 stacked into tensors with a leading seed axis (``torch.func.stack_module_state``) and run with
 ``torch.vmap`` over ``functional_call``: one forward/backward for all seeds, where a one-seed step
-leaves a GPU almost idle. (Under vmap the convolutions become grouped ones, or batched matmuls
-with ``$HARNESS_DLFC_CONV=matmul``: see :func:`harness_dlfc.padding.convolution_form`.) Each seed keeps its own shuffle (its own generator, the stream of the
-single-seed code), its own k-means centres and target distribution, and its own stop rule: a
-seed whose labels converged is masked out of every later update (parameters and momentum). The
-summed loss has, per seed, exactly that seed's gradient; only floating-point summation order
-differs from one-at-a-time training.
+leaves a GPU almost idle. Under vmap the convolutions become grouped ones, or batched matmuls
+with ``$HARNESS_DLFC_CONV=matmul`` (see :func:`harness_dlfc.padding.convolution_form`).
+
+Each seed keeps its own shuffle (its own generator, the stream of the single-seed code), its own
+k-means centres and target distribution, and its own stop rule: a seed whose labels converged is
+masked out of every later update (parameters and momentum). The summed loss has, per seed,
+exactly that seed's gradient; only floating-point summation order differs from one-at-a-time
+training.
 """
 
 from __future__ import annotations

@@ -226,7 +226,12 @@ def fit_predict_seeds(
 
 
 def _reconstruction_tags(
-    model: torch.nn.Module, data: torch.Tensor, curve: Sequence[float], seed: int, params: dict[str, Any], dry: bool
+    model: torch.nn.Module,
+    data: torch.Tensor,
+    curve: Sequence[float],
+    seed: int,
+    params: dict[str, Any],
+    dry: bool,
 ) -> dict[str, str]:
     """Reconstruction error and spread (see :func:`reconstruction_stats`); whether pretraining collapsed.
 
@@ -244,8 +249,9 @@ def _reconstruction_tags(
     if collapsed:
         warnings.warn(
             f"dlfc seed {seed}: pretraining collapsed (learning_rate {params['learning_rate']}): the decoder "
-            f"outputs the same image for every input (spread {spread:.2g} of the data's), the loss has not fallen "
-            f"since epoch 1 (now {curve[-1]:.4g}), and clustering starts from an encoder that pretraining did not train",
+            f"outputs the same image for every input (spread {spread:.2g} of the data's), the loss has not "
+            f"fallen since epoch 1 (now {curve[-1]:.4g}), and clustering starts from an encoder that "
+            "pretraining did not train",
             stacklevel=2,
         )
     return {
@@ -332,7 +338,9 @@ def _cache_path(x: np.ndarray, context: JobContext, seed: int, params: dict[str,
 
 
 def _load_cached(model: torch.nn.Module, path: Path, context: JobContext) -> list[float] | None:
-    """Fill ``model`` from a cached autoencoder, log that run's pretraining curve and return it; None on a miss."""
+    """Fill ``model`` from a cached autoencoder; log that run's pretraining curve and return it.
+
+    None on a miss."""
     if not path.is_file() or context.dry_run:
         return None
     weights.load(model, path)

@@ -93,5 +93,8 @@ def reconstruction_stats(model: nn.Module, x: torch.Tensor, chunk: int = 4096) -
         s1, s2 = s1 + out.sum(0), s2 + (out**2).sum(0)
         d1, d2 = d1 + batch.double().sum(0), d2 + (batch.double() ** 2).sum(0)
     n = len(x)
-    spread = ((s2 / n - (s1 / n) ** 2).clamp(min=0).sqrt().mean()) / ((d2 / n - (d1 / n) ** 2).clamp(min=0).sqrt().mean())
-    return float(total) / x.numel(), float(spread)
+
+    def mean_std(sums: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+        return (squares / n - (sums / n) ** 2).clamp(min=0).sqrt().mean()
+
+    return float(total) / x.numel(), float(mean_std(s1, s2) / mean_std(d1, d2))
