@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         const=0,
         metavar="S",
         help="train the seeds of one method/dataset/size together as one stacked model, S at most "
-        "(default with the flag: all of them), where the method supports it; each seed is still "
+        "(the flag alone, or 0: all of them), where the method supports it; each seed is still "
         "its own run",
     )
     run.add_argument(
@@ -281,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     sweep = config_mod.build_sweep(registry, file_config, overrides)
     if args.batch_seeds is not None and args.batch_seeds < 0:
         raise UsageError(
-            f"--batch-seeds: expected an integer >= 1 (or no value: all seeds), got {args.batch_seeds}"
+            f"--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got {args.batch_seeds}"
         )
     batch_seeds = 1 if args.batch_seeds is None else (args.batch_seeds or len(sweep.seeds))
     env = {"PYTHONHASHSEED": "0"}

@@ -165,6 +165,7 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
+        (["--batch-seeds", "-2"], "--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got -2"),
         (
             ["--plugin", "harness_test_plugins", "--methods", "stacked", "--sizes", "2"],
             "method 'stacked' needs input images of at least 4 px",

@@ -104,3 +104,22 @@ def test_registering_the_plugin_does_not_import_keras():
     code = "import sys, harness_dec; harness_dec.harness_methods(); print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_auto_backend_is_keras_backend_when_the_user_set_it(monkeypatch):
+    from harness_dec import runtime
+
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # a fresh job process: nothing chosen yet
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert runtime.resolve_backend("auto") == "torch"
+    assert runtime.resolve_backend("tensorflow") == "tensorflow"  # an explicit parameter wins
+    monkeypatch.setenv("KERAS_BACKEND", "theano")
+    with pytest.raises(ValueError, match="KERAS_BACKEND is 'theano'.*valid: tensorflow, jax, torch"):
+        runtime.resolve_backend("auto")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match="asks for jax, which is not installed"):
+        runtime.resolve_backend("auto")
+    monkeypatch.delenv("KERAS_BACKEND")
+    with pytest.raises(RuntimeError, match="none of tensorflow, jax, torch is installed"):
+        runtime.resolve_backend("auto")

@@ -34,7 +34,7 @@ PARAMS = (
     Param("n_init", int, 20, "k-means++ restarts on the embedding that initialise the centres", low=1),
     Param("embedding_dim", int, 10, "size of the embedding (DEC-keras: 10 for every dataset)", low=1),
     Param("ae_weights", str, None, "load this pretrained autoencoder (.weights.h5, or a DEC-keras .h5) instead of training one", nullable=True),
-    Param("backend", str, "auto", "Keras backend (its framework must be installed); auto = tensorflow where installed, else jax, else torch", choices=BACKEND_CHOICES),
+    Param("backend", str, "auto", "Keras backend (its framework must be installed); auto = $KERAS_BACKEND if set, else tensorflow where installed, else jax, else torch", choices=BACKEND_CHOICES),
     Param("threads", int, None, "CPU threads for the framework (intra- and inter-op); none = the framework's default", low=1, nullable=True, in_run_key=False),
     Param("deterministic", bool, False, "deterministic framework ops (slower; TF: enable_op_determinism)"),
 )

@@ -18,18 +18,28 @@ from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND_CHOICES = ("auto", *BACKENDS)
-"""``auto`` = TensorFlow where it is installed (the reproductions were measured on it), else JAX
-(what a GPU machine without TensorFlow has), else PyTorch."""
+"""``auto`` = ``$KERAS_BACKEND`` where the user set it (as Keras itself reads it), else TensorFlow
+where it is installed (the reproductions were measured on it), else JAX (what a GPU machine
+without TensorFlow has), else PyTorch."""
 
 
 def resolve_backend(backend: str) -> str:
-    """The backend ``auto`` stands for here, or ``backend`` itself; raises if none is installed."""
+    """The backend ``auto`` stands for here, or ``backend`` itself; raises if it is not installed."""
     if backend != "auto":
         if backend not in BACKENDS:
             raise ValueError(f"dec: unknown backend {backend!r}; valid: {', '.join(BACKEND_CHOICES)}")
         return backend
     if "keras" in sys.modules:  # a process that already chose: keep it
         return sys.modules["keras"].backend.backend()
+    chosen = os.environ.get("KERAS_BACKEND", "").strip()
+    if chosen:
+        if chosen not in BACKENDS:
+            raise ValueError(
+                f"dec: $KERAS_BACKEND is {chosen!r}, which DEC cannot run on; valid: {', '.join(BACKENDS)}"
+            )
+        if importlib.util.find_spec(chosen) is None:
+            raise RuntimeError(f"dec: $KERAS_BACKEND asks for {chosen}, which is not installed here")
+        return chosen
     for name in BACKENDS:
         if importlib.util.find_spec(name) is not None:
             return name
