@@ -108,7 +108,9 @@ def configure(backend: str, device: str, threads: int | None, deterministic: boo
         tags |= {"version.jax": jax.__version__, "device": str(jax.devices()[0]).lower()}
     # Python, NumPy and the backend's generators (the core seeded Python and NumPy already; this
     # call re-seeds them to the same seed and adds Keras' own SeedGenerator state).
-    keras.utils.set_random_seed(seed)
+    # It also imports TensorFlow wherever TF is installed, whatever the backend: quietly, too.
+    with _native_stderr_silenced():
+        keras.utils.set_random_seed(seed)
     tags |= {
         "determinism.seeded": "python,numpy,keras",
         "determinism.seed": str(seed),
