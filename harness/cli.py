@@ -32,7 +32,7 @@ EPILOG = """\
 examples:
   harness run                                   the quick sweep: every method on digits, seeds 0-2
   harness run --methods kmeans --datasets mnist,usps --seeds 0-9
-  harness run --config configs/coil20-sizes.yaml --sizes 28,32 --param kmeans.n_init=10
+  harness run --config configs/kmeans-coil20-sizes.yaml --param kmeans.n_init=10
   harness run --executor ray --ray-address auto   jobs as Ray tasks on a running Ray cluster
   harness list                                  methods, datasets, parameters, providers
   harness data --download mnist                 fetch and verify a dataset (needs a network)
@@ -301,6 +301,8 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         raise UsageError(
             f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
         )
+    if sweep.executor == "local" and sweep.device.startswith("cuda"):
+        _check_gpu_visible(sweep.device)
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,
@@ -355,6 +357,20 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         )
         return ExitCode.INTERRUPTED
     return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
+
+
+def _check_gpu_visible(device: str) -> None:
+    """``--device cuda`` on a machine without a GPU would fail every job of a deep method one by
+    one (and silently run the others on the CPU): say so once, before anything runs."""
+    from harness.gpus import visible_gpus
+
+    if visible_gpus():
+        return
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is None and any(Path("/dev").glob("nvidia[0-9]*")):
+        return  # a GPU device node without nvidia-smi: let the frameworks decide
+    why = f"CUDA_VISIBLE_DEVICES is {hidden!r}" if hidden is not None else "nvidia-smi finds none"
+    raise UsageError(f"device {device!r}: no GPU is visible here ({why}); use device auto or cpu")
 
 
 @contextmanager
@@ -426,25 +442,27 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
         return ExitCode.OK
     console = Console()
     methods = Table(title="methods")
-    for col in ("name", "provided by", "framework", "input", "description"):
-        methods.add_column(col)
-    for name, (spec, provider) in sorted(registry.methods.items()):
-        methods.add_row(name, str(provider), spec.framework, spec.input, spec.description)
+    for col in ("name", "framework", "input"):
+        methods.add_column(col, no_wrap=True)
+    methods.add_column("description", ratio=1)
+    for name, (spec, _) in sorted(registry.methods.items()):
+        methods.add_row(name, spec.framework, spec.input, spec.description)
     console.print(methods)
     for name, (spec, _) in sorted(registry.methods.items()):
         params = Table(title=f"parameters of {name} (set with --param {name}.NAME=VALUE)")
-        for col in ("name", "default", "accepts", "help"):
-            params.add_column(col)
+        for col in ("name", "default", "accepts"):
+            params.add_column(col, overflow="fold")
+        params.add_column("help", overflow="fold", ratio=1)
         for p in spec.params:
             params.add_row(p.name, repr(p.default), describe(p), p.help)
         console.print(params)
     datasets = Table(title="datasets")
-    for col in ("name", "provided by", "classes", "samples", "native shape", "variant", "description"):
-        datasets.add_column(col)
-    for name, (spec, provider) in sorted(registry.datasets.items()):
+    for col in ("name", "classes", "samples", "shape", "variant"):
+        datasets.add_column(col, no_wrap=col != "variant")
+    datasets.add_column("description", ratio=1)
+    for name, (spec, _) in sorted(registry.datasets.items()):
         datasets.add_row(
             name,
-            str(provider),
             str(spec.n_classes),
             f"{spec.n_samples:,}",
             "×".join(map(str, spec.image_shape)),
@@ -452,6 +470,17 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             spec.description,
         )
     console.print(datasets)
+    # the plugin names are what --no-plugin takes; the distribution is what pip installed
+    plugins = Table(title="plugins (--no-plugin NAME skips one)")
+    for col in ("plugin", "installed by", "provides"):
+        plugins.add_column(col, no_wrap=col == "plugin", ratio=1 if col == "provides" else None)
+    provides: dict[str, list[str]] = {}
+    for kind, table in (("method", registry.methods), ("dataset", registry.datasets)):
+        for name, (_, provider) in sorted(table.items()):
+            provides.setdefault(provider.plugin, []).append(f"{kind} {name}")
+    for plugin, provider in sorted(registry.plugins.items()):
+        plugins.add_row(plugin, str(provider) if provider.distribution else "--plugin", ", ".join(provides.get(plugin, [])))
+    console.print(plugins)
     return ExitCode.OK
 
 

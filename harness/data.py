@@ -66,13 +66,15 @@ class Resource:
     size: int | None = None
     """Expected bytes, checked before hashing so a truncated file gets its own message."""
     urls: tuple[str, ...] = ()
+    archive: str = ""
+    """Where the file has no URL of its own: the archive the dataset's ``fetch`` extracts it from."""
 
 
 def _fix_hint(dataset: str, resource: Resource, root: Path) -> str:
     how = (
         f"run `harness data --download {dataset}` on a machine with a network"
-        if resource.urls
-        else ("download it by hand")
+        if resource.urls or resource.archive
+        else "download it by hand"
     )
     return (
         f"{how}, or point --data-dir (or ${DATA_DIR_ENV}) at a folder that holds "

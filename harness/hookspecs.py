@@ -49,8 +49,10 @@ def harness_datasets() -> list[DatasetSpec]:
     """Return the datasets this plugin provides.
 
     Called when the plugin manager is built. Each :class:`~harness.types.DatasetSpec` names the
-    dataset, its classes and native image shape, and a ``load(root, download)`` callable that reads
-    the canonical files under ``root`` and verifies their checksums.
+    dataset, its classes and native image shape, and two callables: ``fetch(root, download)``
+    checks the canonical files under ``root`` (downloading them first when asked) and is called
+    for every dataset of a sweep before any job starts; ``load(root)`` verifies and reads them in
+    the worker. :class:`~harness.types.DatasetSpec` says what each must return.
     A name already provided by another plugin is an error naming both plugins.
 
     :returns: a list of dataset specs (empty or ``None`` if the plugin offers none).

@@ -94,11 +94,32 @@ def make_plugin_manager(
             raise PluginError(f"plugin {name!r} failed to load: {exc}", plugin=name) from exc
     for module_name in extra_modules:
         if pm.get_plugin(module_name) is None and not pm.is_blocked(module_name):
-            pm.register(_import_plugin(module_name), name=module_name)
+            module = _import_plugin(module_name)
+            if not pm.is_registered(module):  # already loaded through its entry point: once is enough
+                pm.register(module, name=module_name)
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()
+    if load_entry_points:
+        _check_blocked(blocked, extra_modules)
     return pm
+
+
+def entry_point_names() -> list[str]:
+    """The names ``--no-plugin`` takes: the entry points of the ``harness`` group."""
+    from importlib.metadata import distributions  # as pluggy finds them
+
+    return sorted({ep.name for dist in distributions() for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP})
+
+
+def _check_blocked(blocked: Sequence[str], extra_modules: Sequence[str]) -> None:
+    """A ``--no-plugin`` name that matches nothing is a typo, not a request: say so."""
+    known = [*entry_point_names(), *extra_modules]
+    for name in blocked:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--no-plugin {name!r}: no plugin of that name{hint}; plugins: {', '.join(known)}")
 
 
 def _import_plugin(module_name: str) -> Any:

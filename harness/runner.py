@@ -72,7 +72,7 @@ def run_sweep(
     """
     console = console or Console(stderr=True, soft_wrap=True)
     settings = settings or WorkerSettings(data_dir=sweep.data_dir, device=sweep.device)
-    jobs = expand(sweep, registry)
+    jobs = expand(sweep, registry, dry_run=settings.dry_run)
 
     root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
     for name in sweep.datasets:

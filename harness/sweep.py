@@ -55,6 +55,8 @@ class Job:
     """``"none"`` when the input size is the native one and nothing is resized."""
     unkeyed: tuple[str, ...] = ()
     """Parameters left out of the run key (declared ``in_run_key=False`` by the method)."""
+    dry_run: bool = False
+    """A smoke test (``--dry-run``): its own run key, so it never passes for the real run."""
 
     @property
     def run_key(self) -> str:
@@ -71,6 +73,8 @@ class Job:
                 "input_size": self.input_size,
                 "resize_filter": self.resize_filter,
                 "seed": self.seed,
+                # only when set, so the keys of real runs stay what they were before this field
+                **({"dry_run": True} if self.dry_run else {}),
             },
             sort_keys=True,
             default=str,
@@ -85,11 +89,12 @@ class Job:
         return asdict(self) | {"unkeyed": list(self.unkeyed), "run_key": self.run_key}
 
 
-def expand(sweep: Sweep, registry: Registry) -> list[Job]:
+def expand(sweep: Sweep, registry: Registry, dry_run: bool = False) -> list[Job]:
     """The jobs of a sweep, in an order that completes paired comparisons early.
 
     Order: dataset, input size, seed, method, so that after any prefix of the sweep the methods
     have been run on the same seeds. Every method gets the same seeds (a paired design).
+    ``dry_run`` marks them as smoke tests (see :attr:`Job.dry_run`).
     """
     jobs = []
     for dataset_name in sweep.datasets:
@@ -113,6 +118,7 @@ def expand(sweep: Sweep, registry: Registry) -> list[Job]:
                             params=dict(sweep.params.get(method, {})),
                             resize_filter="none" if size == native else sweep.resize_filter,
                             unkeyed=unkeyed[method],
+                            dry_run=dry_run,
                         )
                     )
     return jobs

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 RUN_KEY = "harness.run_key"
 SWEEP_TAG = "harness.sweep"
 PARENT_TAG = "mlflow.parentRunId"
+DRY_RUN_TAG = "harness.dry_run"
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _FLUSH_SECONDS = 5.0
 
@@ -205,6 +206,8 @@ class Tracker:
                 "harness.dataset": job_dict["dataset"],
                 # method parameters outside the run key (reports do not tell configurations apart by them)
                 **({"harness.unkeyed": ",".join(job_dict["unkeyed"])} if job_dict.get("unkeyed") else {}),
+                # a smoke test's scores mean nothing: reports leave these runs out
+                **({DRY_RUN_TAG: "true"} if job_dict.get("dry_run") else {}),
                 **tags,
             },
         )

@@ -165,6 +165,7 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
+        (["--no-plugin", "kmean"], "--no-plugin 'kmean': no plugin of that name (did you mean 'kmeans'?)"),
         (["--batch-seeds", "-2"], "--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got -2"),
         (
             ["--plugin", "harness_test_plugins", "--methods", "stacked", "--sizes", "2"],
@@ -185,6 +186,27 @@ def test_bad_input_is_one_line_exit_2_and_no_store(tmp_path, capsys, args, messa
     assert not (tmp_path / "store").exists()
 
 
+def test_cuda_without_a_visible_gpu_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert main(["run", "--tracking-uri", _uri(tmp_path), "--methods", "kmeans", "--device", "cuda"]) == 2
+    assert "device 'cuda': no GPU is visible here (CUDA_VISIBLE_DEVICES is '')" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_dry_run_never_stands_in_for_the_real_run(tmp_path, capsys):
+    uri = _uri(tmp_path)
+    argv = ["run", "--tracking-uri", uri, "--experiment", "t", "--methods", "kmeans", "--seeds", "0"]
+    assert main([*argv, "--dry-run"]) == ExitCode.OK
+    assert main(argv) == ExitCode.OK  # runs: the smoke test's scores are not the job's
+    assert "1 finished, 0 failed, 0 skipped" in capsys.readouterr().err
+    _, _, runs = _children(uri)
+    dry = [r for r in runs if r.data.tags.get("harness.dry_run") == "true"]
+    real = [r for r in runs if "harness.dry_run" not in r.data.tags]
+    assert len(dry) == len(real) == 1
+    assert dry[0].data.tags["harness.run_key"] != real[0].data.tags["harness.run_key"]
+    assert main(argv) == ExitCode.OK and "0 finished, 0 failed, 1 skipped" in capsys.readouterr().err
+
+
 def test_list_json_names_providers_and_parameters(capsys):
     assert main(["list", "--json"]) == ExitCode.OK
     listing = json.loads(capsys.readouterr().out)
@@ -196,8 +218,11 @@ def test_list_json_names_providers_and_parameters(capsys):
 
 
 def test_data_command_reports_missing_files(tmp_path, capsys):
-    assert main(["data", "usps", "--data-dir", str(tmp_path)]) == ExitCode.USAGE_ERROR
-    assert "missing file" in capsys.readouterr().out
+    assert main(["data", "usps", "coil20", "--data-dir", str(tmp_path)]) == ExitCode.USAGE_ERROR
+    out = " ".join(capsys.readouterr().out.split())  # the table wraps lines
+    assert "usps: missing file" in out and "coil20: missing file" in out
+    # both download from their canonical source (COIL-20's PNGs come out of one zip)
+    assert "harness data --download usps" in out and "harness data --download coil20" in out
 
 
 @pytest.mark.data

@@ -53,6 +53,11 @@ def test_batched_seeds_are_ordinary_runs_with_the_same_results(tmp_path: Path):
     assert not any(
         "harness.batched_seeds" in r.data.tags for r in batched if r.data.params["method"] == "kmeans"
     )
+    # a batched run's runtime is its share of the batch, so that runtimes add up across runs
+    for run in stacked:
+        m = run.data.metrics
+        share = m["batch_runtime_s"] / 2 if "harness.batched_seeds" in run.data.tags else m["runtime_s"]
+        assert m["runtime_s"] == pytest.approx(share) and m["runtime_s"] > 0
 
     # each seed's curve went to its own run, and a run key does not depend on batching
     client = MlflowClient(tracking_uri=uri)

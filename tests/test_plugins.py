@@ -69,6 +69,18 @@ def test_blocked_plugin_is_not_loaded(fake_dists):
     assert "toy" not in registry.methods
 
 
+def test_blocking_a_plugin_that_does_not_exist_is_an_error(fake_dists):
+    fake_dists.append(FakeDist("harness-toy", "1.0", [FakeEntryPoint("toy", _method_plugin("toy"))]))
+    with pytest.raises(UsageError, match="--no-plugin 'tooy': no plugin of that name \\(did you mean 'toy'\\?\\); plugins: toy"):
+        make_plugin_manager(blocked=["tooy"])
+
+
+def test_a_plugin_module_loaded_twice_registers_once():
+    # installed (entry point "kmeans") and named again with --plugin: the same module, once
+    registry = build_registry(make_plugin_manager(extra_modules=["harness_kmeans"]))
+    assert registry.methods["kmeans"][1].plugin == "kmeans"
+
+
 def test_same_method_from_two_plugins_names_both(fake_dists):
     fake_dists.append(FakeDist("harness-a", "1.0", [FakeEntryPoint("a", _method_plugin("dup"))]))
     fake_dists.append(FakeDist("harness-b", "2.0", [FakeEntryPoint("b", _method_plugin("dup"))]))

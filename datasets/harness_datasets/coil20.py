@@ -43,7 +43,7 @@ class COIL20(FileDataset):
 
     def resources(self) -> list[Resource]:
         # PNG sizes are not part of the checksum list; the digest alone decides.
-        return [Resource(f"{FOLDER}/{name}", (digest,)) for digest, name in _checksums()]
+        return [Resource(f"{FOLDER}/{name}", (digest,), archive=ZIP_URLS[0]) for digest, name in _checksums()]
 
     def fetch(self, root: Path, download: bool = False) -> list[Path]:
         root = Path(root)
