@@ -271,8 +271,10 @@ def self_train(
         for i in np.flatnonzero(active):
             changed = clustering.changed_fraction(labels_now[i], labels_last[i])
             labels_last[i] = labels_now[i]
-            # DEC-keras' log row: the loss is that of the last batch before this update.
-            contexts[i].evaluate(labels_now[i], step=iteration, loss=float(last_loss[i]), delta_label=changed)
+            # DEC-keras' log row: the loss is that of the last batch before this update (at
+            # iteration 0 it printed its initial 0, which no batch had: not logged here).
+            loss = {"loss": float(last_loss[i])} if iteration > 0 else {}
+            contexts[i].evaluate(labels_now[i], step=iteration, delta_label=changed, **loss)
             contexts[i].progress(iteration, maxiter, f"clustering, {changed:.2%} changed")
             if clustering.should_stop(iteration, changed, tol):
                 stopped[i], iterations[i], active[i] = "tol", iteration, False
