@@ -8,8 +8,9 @@ Flags override the file; the file overrides the defaults, which are the quick sw
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,8 @@ def build_sweep(
                         f"got {pixels} for dataset {d!r}"
                     )
 
+    if executor == "local":  # a Ray cluster's nodes may have more memory than this machine
+        _check_memory(registry, datasets, sizes)
     return Sweep(
         methods=tuple(methods),
         datasets=tuple(datasets),
@@ -247,3 +250,24 @@ def _merge_params(base: dict[str, Any], value: Any) -> dict[str, Any]:
     for method, values in value.items():
         merged.setdefault(method, {}).update(values)
     return merged
+
+
+def _check_memory(registry: Registry, datasets: Sequence[str], sizes: Sequence[int | str]) -> None:
+    """A size whose resized dataset (float32) could not fit in this machine's memory is a typo or
+    a misunderstanding; say so before a sweep of jobs fails one by one with MemoryError."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return  # not knowable here (not a POSIX system): let the jobs find out
+    for d in datasets:
+        spec = registry.dataset(d)
+        channels = spec.image_shape[2] if len(spec.image_shape) > 2 else 1
+        for size in sizes:
+            if size == NATIVE:
+                continue
+            needed = spec.n_samples * size * size * channels * 4
+            if needed > total:
+                raise UsageError(
+                    f"sizes: {size} px would make dataset {d!r} {needed / 2**30:,.0f} GiB as float32, "
+                    f"more than this machine's {total / 2**30:,.0f} GiB of memory"
+                )

@@ -162,6 +162,7 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--datasets", "mnist", "--data-dir", "{tmp}/nodata"], "mnist: missing file"),
         (["--seeds", "5-1"], "seeds: expected a range low-high"),
         (["--sizes", "0"], "sizes: expected positive integers"),
+        (["--sizes", "100000"], "sizes: 100000 px would make dataset 'digits' 66,943 GiB as float32, more than"),
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
