@@ -65,8 +65,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise UsageError(
             f"config file {str(path)!r} is not valid YAML ({where.strip() or 'parse error'}: {problem})"
         ) from None
-    if data is None:
-        return {}
+    if data is None:  # an empty file would silently mean the default sweep, full protocols included
+        raise UsageError(f"config file {str(path)!r} is empty; it should set some of: {', '.join(KEYS)}")
     if not isinstance(data, dict):
         raise UsageError(
             f"config file {str(path)!r} must be a mapping of keys ({', '.join(KEYS)}), "

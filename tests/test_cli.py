@@ -165,6 +165,7 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--sizes", "100000"], "sizes: 100000 px would make dataset 'digits' 66,943 GiB as float32, more than"),
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
+        (["--config", "/dev/null"], "config file '/dev/null' is empty; it should set some of: experiment, methods"),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
         (["--no-plugin", "kmean"], "--no-plugin 'kmean': no plugin of that name (did you mean 'kmeans'?)"),
         (["--batch-seeds", "-2"], "--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got -2"),
