@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--download", action="store_true", help="download missing datasets first (needs a network)"
     )
     run.add_argument(
-        "--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test)"
+        "--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test; its runs are tagged "
+        "harness.dry_run, never count as the real jobs and are left out of reports)"
     )
     _add_plugin_options(run)
 
@@ -413,7 +414,8 @@ def _pm(mean: float, std: float) -> str:
 
 def summary_table(summary) -> Table:
     table = Table(
-        title="mean ± sample std over seeds", caption="seeds: finished (/ all, where some did not finish)"
+        title="mean ± sample std over the finished seeds",
+        caption="seeds: how many finished; 3/5 means 3 of 5 (the other 2 failed and are not averaged)",
     )
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
         table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
