@@ -109,7 +109,9 @@ def entry_point_names() -> list[str]:
     """The names ``--no-plugin`` takes: the entry points of the ``harness`` group."""
     from importlib.metadata import distributions  # as pluggy finds them
 
-    return sorted({ep.name for dist in distributions() for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP})
+    return sorted(
+        {ep.name for dist in distributions() for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP}
+    )
 
 
 def _check_blocked(blocked: Sequence[str], extra_modules: Sequence[str]) -> None:
@@ -119,7 +121,9 @@ def _check_blocked(blocked: Sequence[str], extra_modules: Sequence[str]) -> None
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"--no-plugin {name!r}: no plugin of that name{hint}; plugins: {', '.join(known)}")
+            raise UsageError(
+                f"--no-plugin {name!r}: no plugin of that name{hint}; plugins: {', '.join(known)}"
+            )
 
 
 def _import_plugin(module_name: str) -> Any:

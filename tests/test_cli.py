@@ -162,13 +162,22 @@ def test_worker_that_dies_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
         (["--datasets", "mnist", "--data-dir", "{tmp}/nodata"], "mnist: missing file"),
         (["--seeds", "5-1"], "seeds: expected a range low-high"),
         (["--sizes", "0"], "sizes: expected positive integers"),
-        (["--sizes", "100000"], "sizes: 100000 px would make dataset 'digits' 66,943 GiB as float32, more than"),
+        (
+            ["--sizes", "100000"],
+            "sizes: 100000 px would make dataset 'digits' 66,943 GiB as float32, more than",
+        ),
         (["--param", "kmeans.n_init=zero"], "parameter 'n_init' must be an integer >= 1, got 'zero'"),
         (["--config", "{tmp}/missing.yaml"], "cannot read config file"),
-        (["--config", "/dev/null"], "config file '/dev/null' is empty; it should set some of: experiment, methods"),
+        (
+            ["--config", "/dev/null"],
+            "config file '/dev/null' is empty; it should set some of: experiment, methods",
+        ),
         (["--jobs", "0"], "--jobs: expected an integer >= 1"),
         (["--no-plugin", "kmean"], "--no-plugin 'kmean': no plugin of that name (did you mean 'kmeans'?)"),
-        (["--batch-seeds", "-2"], "--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got -2"),
+        (
+            ["--batch-seeds", "-2"],
+            "--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got -2",
+        ),
         (
             ["--plugin", "harness_test_plugins", "--methods", "stacked", "--sizes", "2"],
             "method 'stacked' needs input images of at least 4 px",

@@ -71,7 +71,10 @@ def test_blocked_plugin_is_not_loaded(fake_dists):
 
 def test_blocking_a_plugin_that_does_not_exist_is_an_error(fake_dists):
     fake_dists.append(FakeDist("harness-toy", "1.0", [FakeEntryPoint("toy", _method_plugin("toy"))]))
-    with pytest.raises(UsageError, match="--no-plugin 'tooy': no plugin of that name \\(did you mean 'toy'\\?\\); plugins: toy"):
+    with pytest.raises(
+        UsageError,
+        match="--no-plugin 'tooy': no plugin of that name \\(did you mean 'toy'\\?\\); plugins: toy",
+    ):
         make_plugin_manager(blocked=["tooy"])
 
 
