@@ -200,7 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
-    plot = sub.add_parser("plot", help="figures (PNG and PDF) from the tracked runs")
+    plot = sub.add_parser(
+        "plot",
+        help="figures (PNG and PDF) from the tracked runs",
+        description="Figures from the runs in MLflow, each as PNG and PDF in --out: ACC and NMI against "
+        "input size per method (mean ± sample std band, one dot per seed; where a dataset ran at several "
+        "sizes), a box per method × dataset with every seed, training curves per method, dataset and size "
+        "(ACC, loss, pretraining loss; one line per seed) and a t-SNE of the learned embedding coloured "
+        "by class and by cluster. File names are slugs of the configuration names; titles keep the names.",
+    )
     _add_store_options(plot)
     plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")
     plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
