@@ -616,7 +616,9 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
 
     metrics = split_names(args.metrics)
     if not metrics:
-        raise UsageError(f"--metrics: expected a comma-separated list such as acc,nmi_geometric, got {args.metrics!r}")
+        raise UsageError(
+            f"--metrics: expected a comma-separated list such as acc,nmi_geometric, got {args.metrics!r}"
+        )
     check_names("metric", metrics, tables.METRIC_NAMES)
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):

@@ -185,11 +185,11 @@ def tsne(
 
 
 def save(fig: plt.Figure, path: Path) -> list[Path]:
-    """Write ``path``.png (200 dpi) and ``path``.pdf; return both paths."""
+    """Write ``path``.png (200 dpi) and ``path``.pdf (``path`` without a suffix); return both."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for suffix in (".png", ".pdf"):
-        target = path.with_suffix(suffix)
+        target = path.with_name(path.name + suffix)  # not with_suffix: a slug may hold a "."
         fig.savefig(target, dpi=200, bbox_inches="tight")
         out.append(target)
     plt.close(fig)

@@ -114,7 +114,9 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
     """
     configs = group["config"].map(json.loads)
     filters = configs.map(lambda c: str(c.get("resize_filter", NATIVE)))
-    params = configs.map(lambda c: json.dumps({k: v for k, v in c.items() if k != "resize_filter"}, sort_keys=True))
+    params = configs.map(
+        lambda c: json.dumps({k: v for k, v in c.items() if k != "resize_filter"}, sort_keys=True)
+    )
     real = {p: sorted(set(filters[(params == p) & (filters != NATIVE)])) for p in params.unique()}
     group = group.assign(
         _params=params,

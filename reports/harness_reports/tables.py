@@ -37,7 +37,9 @@ def build_table(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     """
     summary = summarize(runs, metrics)
     if summary.empty:
-        return pd.DataFrame(columns=["row", "metric", "method", "mean", "std", "n", "n_total", "rank", "mark"])
+        return pd.DataFrame(
+            columns=["row", "metric", "method", "mean", "std", "n", "n_total", "rank", "mark"]
+        )
     sizes_vary = summary.groupby("dataset")["input_size"].nunique().max() > 1
     records = []
     for _, row in summary.iterrows():
@@ -205,7 +207,9 @@ def to_markdown(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     return (
         marked.to_markdown()
         + "\n\n"
-        + caption(runs, metrics, second=bool((long["mark"] == 2).any())).replace("$\\pm$", "±").replace("--", "–")
+        + caption(runs, metrics, second=bool((long["mark"] == 2).any()))
+        .replace("$\\pm$", "±")
+        .replace("--", "–")
         + "\n"
     )
 
