@@ -195,11 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--compare",
         metavar="A,B",
-        help="also: Wilcoxon signed-rank test of method A against B over seeds, and average ranks",
+        help="also: Wilcoxon signed-rank test of method A against B over paired seeds, and average "
+        "ranks; to standard error and, with --out FILE, to FILE's sibling with suffix .compare.txt "
+        "(table.tex -> table.compare.txt). A and B: methods or configurations, as in the table",
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
-    plot = sub.add_parser("plot", help="figures (PNG and PDF) from the tracked runs")
+    plot = sub.add_parser(
+        "plot",
+        help="figures (PNG and PDF) from the tracked runs",
+        description="Figures from the runs in MLflow, each as PNG and PDF in --out: ACC and NMI against "
+        "input size per method (mean ± sample std band, one dot per seed; where a dataset ran at several "
+        "sizes), a box per method × dataset with every seed, training curves per method, dataset and size "
+        "(ACC, loss, pretraining loss; one line per seed) and a t-SNE of the learned embedding coloured "
+        "by class and by cluster. File names are slugs of the configuration names; titles keep the names.",
+    )
     _add_store_options(plot)
     plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")
     plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
@@ -605,6 +615,7 @@ def _tracked_runs(args: argparse.Namespace):
     """The child runs of ``--experiment`` in the store, filtered by ``--methods``/``--datasets``."""
     from harness.tracking import Tracker, sqlite_path
     from harness_reports import load_runs
+    from harness_reports.runs import select, split_names
 
     uri = _tracking_uri(args)
     db = sqlite_path(uri)
@@ -613,10 +624,14 @@ def _tracked_runs(args: argparse.Namespace):
     tracker = Tracker(uri, args.experiment, create=False)
     runs = load_runs(tracker.client, tracker.experiment_id)
     for column, flag in (("method", args.methods), ("dataset", args.datasets)):
-        if flag:
-            wanted = [v.strip() for v in flag.split(",") if v.strip()]
-            check_names(column, wanted, sorted(set(runs[column])))
-            runs = runs[runs[column].isin(wanted)]
+        if flag is not None:
+            wanted = split_names(flag)
+            if not wanted:
+                raise UsageError(f"--{column}s: expected a comma-separated list, got {flag!r}")
+            try:  # a plain method name stands for all of its configurations
+                runs = select(runs, column, wanted)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
     if runs.empty:
         raise UsageError(f"experiment {args.experiment!r} in {uri} has no job runs to report")
     return tracker, runs
@@ -628,33 +643,52 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 
 def cmd_report(args: argparse.Namespace) -> ExitCode:
     from harness_reports import stats, tables
+    from harness_reports.runs import configurations, split_names
 
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    metrics = split_names(args.metrics)
+    if not metrics:
+        raise UsageError(
+            f"--metrics: expected a comma-separated list such as acc,nmi_geometric, got {args.metrics!r}"
+        )
     check_names("metric", metrics, tables.METRIC_NAMES)
+    out = Path(args.out) if args.out else None
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        where = "is a folder" if out.is_dir() else f"its folder {out.parent} does not exist"
+        raise UsageError(f"--out: cannot write {out}: {where}")
     _, runs = _tracked_runs(args)
+    pair = []
+    if args.compare is not None:
+        for name in split_names(args.compare):
+            found = configurations(runs, name)
+            if len(found) != 1:
+                known = ", ".join(sorted(set(runs["method"])))
+                why = f"{name!r} has {len(found)} configurations" if found else f"no runs of method {name!r}"
+                raise UsageError(f"--compare: {why}; name one of: {known}")
+            pair += found
+        if len(pair) != 2:
+            raise UsageError(f"--compare: expected two methods as A,B, got {args.compare!r}")
+        if pair[0] == pair[1]:
+            raise UsageError(f"--compare: compare {pair[0]!r} with another method, not with itself")
     if args.format == "latex":
         text = tables.to_latex(runs, metrics)
     elif args.format == "markdown":
         text = tables.to_markdown(runs, metrics)
     else:
         text = tables.to_csv(runs)
-    if args.compare:
-        pair = [m.strip() for m in args.compare.split(",")]
-        if len(pair) != 2:
-            raise UsageError(f"--compare: expected two methods as A,B, got {args.compare!r}")
-        check_names("method", pair, sorted(set(runs["method"])))
-        lines = []
-        for metric in metrics:
-            test = stats.paired_wilcoxon(runs, pair[0], pair[1], metric)
-            lines.append(f"Wilcoxon signed-rank, {pair[0]} vs {pair[1]} on {metric} (paired seeds):")
-            lines.append(test.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-            lines.append(stats.average_ranks(runs, metric).to_string())
-        Console(stderr=True, soft_wrap=True).print("\n".join(lines), highlight=False)
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        print(text)
+    if pair:
+        comparison = stats.comparison_text(runs, pair[0], pair[1], metrics)
+        Console(stderr=True, soft_wrap=True).print(comparison, highlight=False, markup=False)
+    try:
+        if out is not None:
+            out.write_text(text)
+            print(f"wrote {out}", file=sys.stderr)
+            if pair:  # beside the table, which may be LaTeX or CSV and must stay parseable
+                out.with_suffix(".compare.txt").write_text(comparison)
+                print(f"wrote {out.with_suffix('.compare.txt')}", file=sys.stderr)
+        else:
+            print(text)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {exc.filename or out}: {exc.strerror}") from None
     return ExitCode.OK
 
 

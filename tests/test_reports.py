@@ -61,7 +61,8 @@ def test_latex_structure(runs, tiny_methods, tmp_path):
         "\\bottomrule",
     ):
         assert command in tex
-    assert "3 seeds" in tex and "geometric" in tex and "train and test" in tex
+    assert "3 seeds" in tex and "geometric" in tex
+    assert "clustering all samples" in tex and "train and test" not in tex  # digits has no split
     body = tex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
     assert len(body) == 1  # one dataset row
     cells = body[0].rstrip("\\ ").split(" & ")
@@ -129,7 +130,8 @@ def test_report_and_plot_commands(tiny_sweep, tmp_path, capsys):
     assert "\\toprule" in out.read_text()
     assert "Wilcoxon signed-rank, kmeans vs curves" in capsys.readouterr().err
     assert main(["report", *args, "--methods", "kmeans", "--format", "csv"]) == 0
-    assert capsys.readouterr().out.count("kmeans") == 3
+    csv = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert len(csv) == 3 and set(csv.method) == {"kmeans"}
     assert main(["report", *args, "--methods", "kmeanz"]) == ExitCode.USAGE_ERROR
     assert "did you mean 'kmeans'" in capsys.readouterr().err
     assert main(["plot", *args, "--out", str(tmp_path / "figs"), "--no-tsne"]) == 0
@@ -188,3 +190,64 @@ def test_configurations_of_one_method_are_never_pooled(tmp_path, capsys, store):
         assert main(["report", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 0
         header = capsys.readouterr().out.splitlines()[0]
         assert "ACC flaky (fail_seeds=8)" in header and "ACC flaky (fail_seeds=9)" in header
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metrics", ""], "--metrics: expected a comma-separated list"),
+        (["--metrics", " , "], "--metrics: expected a comma-separated list"),
+        (["--out", "/nonexistent/x.tex"], "--out: cannot write /nonexistent/x.tex"),
+        (["--methods", ""], "--methods: expected a comma-separated list"),
+    ],
+)
+def test_report_usage_errors_are_one_line(tiny_sweep, capsys, extra, message):
+    assert (
+        main(["report", "--tracking-uri", tiny_sweep[0], "--experiment", "t", *extra]) == ExitCode.USAGE_ERROR
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"harness: error: {message}") and "\n" not in err
+
+
+def test_figure_file_names_are_safe_and_unique():
+    from harness_reports.figures import slug
+
+    names = ["kmeans (max_iter=50, n_init=2)", "kmeans (max_iter=50_n_init=2)", "dlfc (ae_weights=/x/w.h5)"]
+    slugs = [slug(n) for n in names]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in slugs)
+    assert len(set(slugs)) == 3
+    assert slugs[0].startswith("kmeans_max_iter_50_n_init_2-")
+    assert slug("kmeans") == "kmeans" and slug("fashion-mnist") == "fashion-mnist"
+
+
+def test_curves_have_a_title_pretraining_loss_and_a_sane_axis_for_one_point():
+    histories = pd.DataFrame(
+        [(seed, "curve/acc", step, 0.5 + step / 1000) for seed in (0, 1) for step in (0, 70, 140)]
+        + [(seed, "curve/loss", 140, 1e-5 * (seed + 1)) for seed in (0, 1)]
+        + [(seed, "curve/pretrain_loss", epoch, 0.15) for seed in (0, 1) for epoch in (1, 2, 3)],
+        columns=["seed", "key", "step", "value"],
+    )
+    fig = plots.training_curves(histories, title="dlfc (learning_rate=0.1) on digits (8 px)")
+    assert fig.get_suptitle() == "dlfc (learning_rate=0.1) on digits (8 px)"
+    acc, loss, pretrain = fig.axes[:3]
+    assert [ax.get_ylabel() for ax in (acc, loss, pretrain)] == ["ACC", "loss", "pretraining loss"]
+    assert pretrain.get_xlabel() == "pretraining epoch"
+    low, high = loss.get_xlim()
+    assert low == 0 and 140 < high < 200  # not 132.5-147.5 around the lone point
+    assert loss.collections and loss.collections[0].get_offsets().shape == (2, 2)  # one dot per seed
+
+
+def test_curve_figures_are_named_by_slug_and_titled(runs, tiny_sweep, tmp_path):
+    client = MlflowClient(tracking_uri=tiny_sweep[0])
+    renamed = runs.assign(method=runs["method"].replace("curves", "curves (lr=0.1, w=/x/y.h5)"))
+    written = make_figures(client, renamed[renamed.base_method == "curves"], tmp_path, with_tsne=False)
+    curves = [p.name for p in written if p.name.startswith("curves-") and p.suffix == ".png"]
+    assert len(curves) == 1 and re.fullmatch(
+        r"curves-curves_lr_0\.1_w_x_y\.h5-[0-9a-f]{6}-digits-8\.png", curves[0]
+    )
+
+
+def test_plot_help_has_a_description(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    assert "t-SNE" in capsys.readouterr().out.split("options:")[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,22 @@ import pandas as pd
 
 from harness_reports import plots
 
-CURVES = ("curve/acc", "curve/loss")
+CURVES = ("curve/acc", "curve/loss", "curve/pretrain_loss")
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a method, configuration or dataset name (letters, digits, ``-``,
+    ``_``, ``.``): configuration names hold spaces, commas, parentheses, ``=`` and even paths
+    (``ae_weights=/x/w.h5``). A name that had to change gets a short hash of itself, so that two
+    configurations never share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "_"
+    if safe == name:
+        return safe
+    return f"{safe}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def histories(client, runs: pd.DataFrame) -> pd.DataFrame:
-    """Step metrics (``curve/acc``, ``curve/loss``) of the given runs as a long frame."""
+    """Step metrics (``CURVES``) of the given runs as a long frame."""
     rows = []
     for run in runs.itertuples():
         for key in CURVES:
@@ -46,10 +59,11 @@ def make_figures(client, runs: pd.DataFrame, out_dir: Path, *, with_tsne: bool =
         written += plots.save(fig, out_dir / "metric-vs-size")
     written += plots.save(plots.seed_spread(done), out_dir / "seed-spread")
     for (method, dataset, size), cell in done.groupby(["method", "dataset", "input_size"]):
-        stem = f"{method}-{dataset}-{size}"
+        stem = f"{slug(method)}-{slug(dataset)}-{size}"
         curves = histories(client, cell)
         if not curves.empty:
-            written += plots.save(plots.training_curves(curves), out_dir / f"curves-{stem}")
+            fig = plots.training_curves(curves, title=f"{method} on {dataset} ({size} px)")
+            written += plots.save(fig, out_dir / f"curves-{stem}")
         if with_tsne:
             first = cell.sort_values("seed").iloc[0]
             arrays = _embedding(client, first.run_id)

@@ -43,7 +43,11 @@ def size_curves(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     _theme()
     done = done[done["dataset"].isin(varying)]
     fig, axes = plt.subplots(
-        len(metrics), len(varying), figsize=(PANEL[0] * len(varying), PANEL[1] * len(metrics)), squeeze=False
+        len(metrics),
+        len(varying),
+        figsize=(1.3 * PANEL[0] * len(varying) + 2.5, PANEL[1] * len(metrics)),
+        squeeze=False,
+        layout="constrained",  # keeps the panels wide beside a legend of long configuration names
     )
     for j, dataset in enumerate(varying):
         data = done[done["dataset"] == dataset]
@@ -60,10 +64,12 @@ def size_curves(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
             ax.set_xlabel("input size (px per side)")
             ax.set_ylabel(METRIC_NAMES.get(metric, metric))
             ax.set_title(dataset)
-            if (i, j) != (0, 0) and ax.get_legend():
-                ax.get_legend().remove()
-    _legend_on_top(axes[0][0])
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes.flat:
+        if ax.get_legend():
+            ax.get_legend().remove()
+    fig.legend(handles, labels, loc="outside right center", frameon=False)
+    fig.suptitle("Metric against input size: mean ± sample std over seeds, one dot per seed", fontsize=9)
     return fig
 
 
@@ -119,31 +125,33 @@ def _legend_on_top(ax: plt.Axes) -> None:
         )
 
 
-def training_curves(histories: pd.DataFrame) -> plt.Figure:
-    """ACC and loss against iteration, one line per seed.
+CURVE_NAMES = {"curve/acc": "ACC", "curve/loss": "loss", "curve/pretrain_loss": "pretraining loss"}
 
-    ``histories`` has columns seed, key (``curve/acc``, ``curve/loss``, ...), step, value.
+
+def training_curves(histories: pd.DataFrame, title: str | None = None) -> plt.Figure:
+    """ACC, loss and pretraining loss against iteration, one line per seed.
+
+    ``histories`` has columns seed, key (``curve/acc``, ``curve/loss``, ``curve/pretrain_loss``),
+    step, value. The pretraining loss shows a collapse (a flat line at its start value). A curve
+    with one point per seed is drawn as dots on an axis from iteration 0, not as a line around it.
     """
     _theme()
-    keys = [k for k in ("curve/acc", "curve/loss") if k in set(histories["key"])]
+    keys = [k for k in CURVE_NAMES if k in set(histories["key"])]
+    keys += sorted(set(histories["key"]) - set(keys))
     fig, axes = plt.subplots(1, len(keys), figsize=(PANEL[0] * len(keys), PANEL[1]), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         data = histories[histories["key"] == key]
-        sns.lineplot(
-            data=data,
-            x="step",
-            y="value",
-            hue="seed",
-            units="seed",
-            estimator=None,
-            palette="viridis",
-            linewidth=1,
-            marker="o",
-            markersize=3,
-            ax=ax,
-        )
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(key.removeprefix("curve/").upper() if key.endswith("acc") else "loss")
+        common = dict(data=data, x="step", y="value", hue="seed", palette="viridis", ax=ax)
+        if data["step"].nunique() > 1:
+            sns.lineplot(**common, units="seed", estimator=None, linewidth=1, marker="o", markersize=3)
+        else:
+            sns.scatterplot(**common, s=25)
+            ax.set_xlim(0, max(1, data["step"].iloc[0]) * 1.1)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("pretraining epoch" if key == "curve/pretrain_loss" else "iteration")
+        ax.set_ylabel(CURVE_NAMES.get(key, key.removeprefix("curve/")))
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -177,11 +185,11 @@ def tsne(
 
 
 def save(fig: plt.Figure, path: Path) -> list[Path]:
-    """Write ``path``.png (200 dpi) and ``path``.pdf; return both paths."""
+    """Write ``path``.png (200 dpi) and ``path``.pdf (``path`` without a suffix); return both."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for suffix in (".png", ".pdf"):
-        target = path.with_suffix(suffix)
+        target = path.with_name(path.name + suffix)  # not with_suffix: a slug may hold a "."
         fig.savefig(target, dpi=200, bbox_inches="tight")
         out.append(target)
     plt.close(fig)

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 
-COLUMNS = ("run_id", "status", "method", "dataset", "input_size", "seed", "run_key", "start_time", "config")
+COLUMNS = (
+    "run_id",
+    "status",
+    "method",
+    "dataset",
+    "variant",
+    "input_size",
+    "seed",
+    "run_key",
+    "start_time",
+    "config",
+)
+NATIVE = "none"
+"""The resize filter recorded for a run at its dataset's native size (nothing was resized)."""
 METRICS = ("acc", "nmi_geometric", "nmi_arithmetic", "ari", "runtime_s")
 
 
@@ -42,6 +57,7 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
                 "status": run.info.status,
                 "method": method,
                 "dataset": params.get("dataset", tags.get("harness.dataset")),
+                "variant": params.get("dataset_variant"),
                 "input_size": int(params.get("input_size", 0)),
                 "seed": int(params.get("seed", -1)),
                 "run_key": key,
@@ -69,31 +85,88 @@ def tidy(rows: Iterable[dict]) -> pd.DataFrame:
 
     Where a run key has several runs, the newest FINISHED one is kept, or else the newest of any
     status. Where one method ran with several configurations (``config``), each keeps a name of
-    its own, ``method (param=value, ...)`` with the settings that differ, so that tables, figures
-    and statistics never pool them. Shared by the MLflow reader above and the offline journal
-    (:mod:`harness.journal`).
+    its own in ``method``, ``method (param=value, ...)`` with the settings that differ, so that
+    tables, figures and statistics never pool them; ``base_method`` keeps the plain name. Shared
+    by the MLflow reader above and the offline journal (:mod:`harness.journal`).
     """
     frame = pd.DataFrame(list(rows), columns=[*COLUMNS, *METRICS])
     if frame.empty:
-        return frame
+        return frame.assign(base_method=pd.Series(dtype=object))
     frame["config"] = frame["config"].fillna("{}")
     frame["finished"] = frame["status"] == "FINISHED"
     frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("run_key", keep="last")
-    frame = _name_configurations(frame.drop(columns="finished"))
+    frame = frame.drop(columns="finished").assign(base_method=lambda f: f["method"])
+    frame = pd.concat(
+        [_name_configurations(method, group) for method, group in frame.groupby("method", sort=False)],
+        ignore_index=True,
+    )
     return frame.sort_values(["dataset", "input_size", "method", "seed"]).reset_index(drop=True)
 
 
-def _name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    for method, group in frame.groupby("method", sort=False):
-        configs = {c: json.loads(c) for c in group["config"].unique()}
-        if len(configs) < 2:
-            continue
-        keys = sorted({k for config in configs.values() for k in config})
-        differ = [k for k in keys if len({config.get(k) for config in configs.values()}) > 1]
-        names = {
-            c: f"{method} ({', '.join(f'{k}={config.get(k)}' for k in differ)})"
-            for c, config in configs.items()
-        }
-        frame.loc[group.index, "method"] = group["config"].map(names)
-    return frame
+def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
+    """Split one method's runs into configurations, named by the settings that differ.
+
+    A run at the native size (filter ``"none"``) was not resized, so it belongs with any filter:
+    it joins the configuration(s) with its parameters and a real filter (each of them, where
+    several filters ran at other sizes), and the filter names a configuration only where two or
+    more real filters occur. Otherwise ``--sizes 16`` over a native-16 and a resized dataset would
+    split one method in two.
+    """
+    configs = group["config"].map(json.loads)
+    filters = configs.map(lambda c: str(c.get("resize_filter", NATIVE)))
+    params = configs.map(
+        lambda c: json.dumps({k: v for k, v in c.items() if k != "resize_filter"}, sort_keys=True)
+    )
+    real = {p: sorted(set(filters[(params == p) & (filters != NATIVE)])) for p in params.unique()}
+    group = group.assign(
+        _params=params,
+        _filter=[[f] if f != NATIVE else real[p] or [NATIVE] for f, p in zip(filters, params, strict=True)],
+    ).explode("_filter")
+    keys = group[["_params", "_filter"]].drop_duplicates()
+    if len(keys) > 1:
+        named = {(p, f): {**json.loads(p), "resize_filter": f} for p, f in keys.itertuples(index=False)}
+        many_filters = len(set(filters) - {NATIVE}) > 1
+        fields = sorted({k for c in named.values() for k in c if k != "resize_filter" or many_filters})
+        differ = [k for k in fields if len({str(c.get(k)) for c in named.values()}) > 1]
+        group["method"] = [
+            f"{method} ({', '.join(f'{k}={named[key].get(k)}' for k in differ)})"
+            for key in zip(group["_params"], group["_filter"], strict=True)
+        ]
+    return group.drop(columns=["_params", "_filter"])
+
+
+def configurations(runs: pd.DataFrame, name: str) -> list[str]:
+    """The configuration names ``name`` stands for: itself, or every configuration of a method."""
+    if name in set(runs["method"]):
+        return [name]
+    return sorted(set(runs.loc[runs["base_method"] == name, "method"]))
+
+
+def select(runs: pd.DataFrame, column: str, names: Iterable[str]) -> pd.DataFrame:
+    """The runs whose ``column`` (``method`` or ``dataset``) is one of ``names``.
+
+    A plain method name selects all of its configurations. Raises ``ValueError`` naming what the
+    runs do hold where a name matches none of them.
+    """
+    keep = pd.Series(False, index=runs.index)
+    for name in names:
+        if column == "method":
+            hit = runs["method"].isin(configurations(runs, name))
+            known = set(runs["method"]) | set(runs["base_method"])
+        else:
+            hit = runs[column] == name
+            known = set(runs[column])
+        if not hit.any():
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"no runs of {column} {name!r} in this store{hint}; it has: {', '.join(sorted(known))}"
+            )
+        keep |= hit
+    return runs[keep]
+
+
+def split_names(text: str) -> list[str]:
+    """Comma-separated names, split only at commas outside parentheses, so that a configuration
+    name such as ``kmeans (max_iter=50, n_init=2)`` stays whole."""
+    return [part.strip() for part in re.split(r",(?![^()]*\))", text) if part.strip()]

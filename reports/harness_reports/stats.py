@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from scipy.stats import wilcoxon
 
@@ -10,7 +12,9 @@ def paired_wilcoxon(runs: pd.DataFrame, method_a: str, method_b: str, metric: st
     """Per (dataset, input size): the Wilcoxon signed-rank p-value of ``a`` against ``b``.
 
     Pairs are the seeds both methods finished (the harness gives every method the same seeds).
-    With fewer than two pairs, or all differences zero, the p-value is NaN.
+    With fewer than two pairs, or all differences zero, the p-value is NaN. ``min_p`` is the
+    smallest p-value the exact two-sided test can give with that many pairs (2 / 2**n: 0.25 for
+    3 pairs), so that a p-value at that floor is not read as evidence.
     """
     done = runs[runs["status"] == "FINISHED"]
     rows = []
@@ -30,9 +34,40 @@ def paired_wilcoxon(runs: pd.DataFrame, method_a: str, method_b: str, metric: st
                 f"{method_a}_mean": a.loc[seeds].mean() if len(seeds) else float("nan"),
                 f"{method_b}_mean": b.loc[seeds].mean() if len(seeds) else float("nan"),
                 "p_value": p,
+                "min_p": min_attainable_p(len(seeds)),
             }
         )
     return pd.DataFrame(rows)
+
+
+def min_attainable_p(n_pairs: int) -> float:
+    """The smallest two-sided p-value of an exact Wilcoxon signed-rank test on ``n_pairs`` pairs:
+    every difference of one sign, probability 2 / 2**n."""
+    return min(1.0, 2.0 / 2**n_pairs) if n_pairs >= 1 else float("nan")
+
+
+def comparison_text(runs: pd.DataFrame, method_a: str, method_b: str, metrics: Sequence[str]) -> str:
+    """The ``report --compare`` section: per metric, the paired test and the average ranks, each
+    under a heading, with a warning where too few seeds make a small p-value impossible."""
+    lines = []
+    for metric in metrics:
+        test = paired_wilcoxon(runs, method_a, method_b, metric)
+        lines.append(f"Wilcoxon signed-rank, {method_a} vs {method_b} on {metric} (paired seeds):")
+        lines.append(test.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        few = test[test["min_p"] > 0.05]
+        if len(few):
+            lines.append(
+                f"note: with {', '.join(map(str, sorted(set(few['n_pairs']))))} paired seed(s) no p-value can "
+                "fall below min_p (at 3 pairs 0.25, at 5 pairs 0.0625): such a p-value is no evidence "
+                "either way; run at least 6 seeds for p < 0.05 to be possible."
+            )
+        ranks = average_ranks(runs, metric)
+        rows = runs[runs["status"] == "FINISHED"].groupby(["dataset", "input_size"]).ngroups
+        lines.append("")
+        lines.append(f"Average rank on {metric} over {rows} dataset x size row(s) (1 = best):")
+        lines.append(ranks.rename_axis("method").to_frame("average rank").to_string())
+        lines.append("")
+    return "\n".join(lines)
 
 
 def average_ranks(runs: pd.DataFrame, metric: str = "acc") -> pd.Series:

@@ -2,7 +2,8 @@
 
 Each cell is mean ± sample std over the finished seeds, with the seed count where it is short of
 the full count, and "–" where every seed failed. Best per row and metric in bold, second
-underlined, ranked on the unrounded means.
+underlined where at least three methods compete (with two, every cell would be marked), ranked on
+the unrounded means.
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ def _row_label(row: pd.Series, sizes_vary: bool) -> str:
 
 
 def build_table(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geometric")) -> pd.DataFrame:
-    """A long frame, one row per (row label, metric, method), with mean, std, n and rank."""
+    """A long frame, one row per (row label, metric, method), with mean, std, n, rank and mark.
+
+    ``mark`` is 1 for the best, 2 for the second where at least three methods have a mean in the
+    row, else NaN: what the tables bold and underline.
+    """
     summary = summarize(runs, metrics)
     if summary.empty:
-        return pd.DataFrame(columns=["row", "metric", "method", "mean", "std", "n", "n_total", "rank"])
+        return pd.DataFrame(
+            columns=["row", "metric", "method", "mean", "std", "n", "n_total", "rank", "mark"]
+        )
     sizes_vary = summary.groupby("dataset")["input_size"].nunique().max() > 1
     records = []
     for _, row in summary.iterrows():
@@ -52,12 +59,15 @@ def build_table(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
                 }
             )
     long = pd.DataFrame(records)
-    long["rank"] = float("nan")
+    long["rank"] = long["mark"] = float("nan")
     for (_, metric), group in long.groupby(["row", "metric"], sort=False):
-        if group["mean"].notna().sum() < 2:  # nothing to compare: no marks
+        compared = group["mean"].notna().sum()
+        if compared < 2:  # nothing to compare: no marks
             continue
         ascending = metric in LOWER_IS_BETTER
-        long.loc[group.index, "rank"] = group["mean"].rank(ascending=ascending, method="min")
+        rank = group["mean"].rank(ascending=ascending, method="min")
+        long.loc[group.index, "rank"] = rank
+        long.loc[group.index, "mark"] = rank.where((rank == 1) | ((rank == 2) & (compared >= 3)))
     return long
 
 
@@ -99,10 +109,34 @@ def wide(long: pd.DataFrame, pm: str = "±", digits: int = 3, scale: float = 1.0
 
 def _ranks(long: pd.DataFrame) -> pd.DataFrame:
     long = long.assign(metric_name=long["metric"].map(lambda m: METRIC_NAMES.get(m, m)))
-    return long.pivot(index="row", columns=["metric_name", "method"], values="rank")
+    return long.pivot(index="row", columns=["metric_name", "method"], values="mark")
 
 
-def caption(runs: pd.DataFrame, metrics: Sequence[str]) -> str:
+def _clustered(runs: pd.DataFrame) -> str:
+    """What was clustered, from the runs' recorded dataset variant: only datasets recorded as
+    ``train+test`` cluster the two splits together (digits and COIL-20 have no split)."""
+    if "variant" not in runs:
+        return ""
+    variants = runs.dropna(subset=["variant"]).groupby("variant", sort=True)["dataset"].unique()
+    if variants.empty:
+        return ""
+
+    def phrase(variant: str) -> str:
+        if variant == "train+test":
+            return "the train and test splits together"
+        if variant.startswith("all"):
+            return "all samples" + variant.removeprefix("all")
+        return f"the {variant} split"
+
+    if len(variants) == 1:
+        return f", clustering {phrase(variants.index[0])}"
+    return ", clustering " + " and ".join(
+        f"{phrase(v)} ({', '.join(sorted(datasets))})" for v, datasets in variants.items()
+    )
+
+
+def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True) -> str:
+    """The protocol in a sentence or three; ``second``: whether any cell is underlined."""
     seeds = runs.groupby(["dataset", "input_size", "method"])["seed"].nunique()
     low, high = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
     n = str(high) if low == high else f"{low}--{high}"
@@ -113,8 +147,8 @@ def caption(runs: pd.DataFrame, metrics: Sequence[str]) -> str:
     elif "nmi_arithmetic" in metrics:
         nmi = " NMI is normalised by the arithmetic mean of the entropies (scikit-learn's default)."
     return (
-        f"{', '.join(parts)}: mean $\\pm$ sample standard deviation over {n} seeds per cell, "
-        f"clustering the train and test splits together.{nmi} Best in bold, second underlined; "
+        f"{', '.join(parts)}: mean $\\pm$ sample standard deviation over {n} seeds per cell"
+        f"{_clustered(runs)}.{nmi} Best in bold{', second underlined' if second else ''}; "
         f"(n=k) marks cells where only k seeds finished, -- where none did."
     )
 
@@ -141,11 +175,13 @@ def to_latex(
             columns=frame.columns,
         )
 
-    styler = table.style.apply(style, axis=None)
+    # labels such as "kmeans (max_iter=50, n_init=2)" hold LaTeX specials; the cells are LaTeX already
+    styler = table.style.apply(style, axis=None).format_index(escape="latex", axis=0)
+    styler = styler.format_index(escape="latex", axis=1, level=list(range(table.columns.nlevels)))
     styler.index.name = None
     return styler.to_latex(
         hrules=True,
-        caption=caption(runs, metrics),
+        caption=caption(runs, metrics, second=bool((long["mark"] == 2).any())),
         label=label,
         position="t",
         position_float="centering",
@@ -171,7 +207,9 @@ def to_markdown(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     return (
         marked.to_markdown()
         + "\n\n"
-        + caption(runs, metrics).replace("$\\pm$", "±").replace("--", "–")
+        + caption(runs, metrics, second=bool((long["mark"] == 2).any()))
+        .replace("$\\pm$", "±")
+        .replace("--", "–")
         + "\n"
     )
 
