@@ -156,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--download", action="store_true", help="download missing datasets first (needs a network)"
     )
     run.add_argument(
-        "--dry-run", action="store_true", help="ask methods to stop after one batch per phase (a smoke test; its runs are tagged "
-        "harness.dry_run, never count as the real jobs and are left out of reports)"
+        "--dry-run",
+        action="store_true",
+        help="ask methods to stop after one batch per phase (a smoke test; its runs are tagged "
+        "harness.dry_run, never count as the real jobs and are left out of reports)",
     )
     _add_plugin_options(run)
 
@@ -491,7 +493,11 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
         for name, (_, provider) in sorted(table.items()):
             provides.setdefault(provider.plugin, []).append(f"{kind} {name}")
     for plugin, provider in sorted(registry.plugins.items()):
-        plugins.add_row(plugin, str(provider) if provider.distribution else "--plugin", ", ".join(provides.get(plugin, [])))
+        plugins.add_row(
+            plugin,
+            str(provider) if provider.distribution else "--plugin",
+            ", ".join(provides.get(plugin, [])),
+        )
     console.print(plugins)
     return ExitCode.OK
 

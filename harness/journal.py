@@ -121,6 +121,7 @@ class Journal:
                 "status": r["status"],
                 "method": r["job"]["method"],
                 "dataset": r["job"]["dataset"],
+                "variant": r["job"].get("dataset_variant"),
                 "input_size": int(r["job"]["input_size"]),
                 "seed": int(r["job"]["seed"]),
                 "run_key": r["run_key"],
@@ -131,7 +132,8 @@ class Journal:
                 **{m: r.get("metrics", {}).get(m, float("nan")) for m in METRICS},
             }
             for r in self.records()
-            if wanted is None or r["run_key"] in wanted
+            # smoke tests (--dry-run) only where asked for by key: the sweep's own summary
+            if (r["run_key"] in wanted if wanted is not None else not r["job"].get("dry_run"))
         )
 
     # -- internals ------------------------------------------------------------------------------

@@ -216,6 +216,19 @@ def test_a_dry_run_never_stands_in_for_the_real_run(tmp_path, capsys):
     assert len(dry) == len(real) == 1
     assert dry[0].data.tags["harness.run_key"] != real[0].data.tags["harness.run_key"]
     assert main(argv) == ExitCode.OK and "0 finished, 0 failed, 1 skipped" in capsys.readouterr().err
+    report = ["report", "--tracking-uri", uri, "--experiment", "t", "--format", "csv"]
+    assert main(report) == ExitCode.OK
+    rows = [line for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert len(rows) == 1 and real[0].info.run_id in rows[0]  # the smoke test is left out
+
+
+def test_a_dry_run_recorded_offline_stays_out_of_reports(tmp_path, capsys):
+    from harness.journal import Journal
+
+    argv = ["run", "--offline", str(tmp_path / "j"), "--methods", "kmeans", "--seeds", "0"]
+    assert main([*argv, "--dry-run"]) == ExitCode.OK and main(argv) == ExitCode.OK
+    journal = Journal(tmp_path / "j")
+    assert len(list(journal.records())) == 2 and len(journal.runs_frame()) == 1
 
 
 def test_list_json_names_providers_and_parameters(capsys):

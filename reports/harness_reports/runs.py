@@ -28,7 +28,8 @@ METRICS = ("acc", "nmi_geometric", "nmi_arithmetic", "ari", "runtime_s")
 
 
 def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
-    """Child runs of an experiment (optionally only those with the given run keys).
+    """Child runs of an experiment (optionally only those with the given run keys; without keys,
+    runs of ``--dry-run`` smoke tests are left out).
 
     Where a run key has several runs (a rerun, a crash then a resume), the newest FINISHED one is
     kept, or else the newest of any status, so that every job counts once.
@@ -49,6 +50,8 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
         key = tags.get("harness.run_key")
         if wanted is not None and key not in wanted:
             continue
+        if wanted is None and tags.get("harness.dry_run") == "true":
+            continue  # a smoke test's scores: only the sweep that made them shows them
         method = params.get("method", tags.get("harness.method"))
         prefix = f"{method}."
         rows.append(
