@@ -309,13 +309,13 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         if args.gpus_per_job is not None:
             raise UsageError(f"--gpus-per-job {args.gpus_per_job:g} contradicts --device cpu")
     elif sweep.executor == "local" and sweep.device in ("auto", "cuda"):
-        gpu_slots = GpuSlots(visible_gpus(), args.gpus_per_job)
+        gpu_slots = GpuSlots(gpus := visible_gpus(), args.gpus_per_job)
     elif sweep.executor == "local" and args.gpus_per_job is not None:
         raise UsageError(
             f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
         )
     if sweep.executor == "local" and sweep.device.startswith("cuda"):
-        _check_gpu_visible(sweep.device)
+        _check_gpu_visible(sweep.device, gpus if sweep.device == "cuda" else visible_gpus())
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,
@@ -372,12 +372,10 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
 
 
-def _check_gpu_visible(device: str) -> None:
+def _check_gpu_visible(device: str, gpus: list[str]) -> None:
     """``--device cuda`` on a machine without a GPU would fail every job of a deep method one by
     one (and silently run the others on the CPU): say so once, before anything runs."""
-    from harness.gpus import visible_gpus
-
-    if visible_gpus():
+    if gpus:
         return
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
     if hidden is None and any(Path("/dev").glob("nvidia[0-9]*")):
@@ -639,7 +637,10 @@ def _tracked_runs(args: argparse.Namespace):
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
     if runs.empty:
-        raise UsageError(f"experiment {args.experiment!r} in {uri} has no job runs to report")
+        raise UsageError(
+            f"experiment {args.experiment!r} in {uri} has no job runs to report (runs of --dry-run "
+            "smoke tests are left out)"
+        )
     return tracker, runs
 
 

@@ -36,7 +36,14 @@ def dataset(registry: Registry, name: str, root: Path) -> Dataset:
     if key in _datasets:
         _datasets.move_to_end(key)
         return _datasets[key]
-    loaded = registry.dataset(name).load(root)
+    spec = registry.dataset(name)
+    loaded = spec.load(root)
+    if (loaded.variant, loaded.n_classes) != (spec.variant, spec.n_classes):
+        # the spec's values are what the run key, the parameters and the tables record
+        raise ValueError(
+            f"dataset plugin {name!r}: load() returned variant {loaded.variant!r} with {loaded.n_classes} "
+            f"classes, but its DatasetSpec says variant {spec.variant!r} with {spec.n_classes}"
+        )
     loaded.images.setflags(write=False)
     loaded.labels.setflags(write=False)
     _datasets[key] = loaded

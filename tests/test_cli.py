@@ -220,6 +220,9 @@ def test_a_dry_run_never_stands_in_for_the_real_run(tmp_path, capsys):
     assert main(report) == ExitCode.OK
     rows = [line for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
     assert len(rows) == 1 and real[0].info.run_id in rows[0]  # the smoke test is left out
+    # a smoke test checks the code as it is now: repeated, it runs again
+    assert main([*argv, "--dry-run"]) == ExitCode.OK
+    assert "1 finished, 0 failed, 0 skipped" in capsys.readouterr().err
 
 
 def test_a_dry_run_recorded_offline_stays_out_of_reports(tmp_path, capsys):

@@ -153,3 +153,35 @@ def test_every_hook_is_documented_where_declared():
         doc = getattr(hookspecs, name).__doc__
         assert doc and ":returns:" in doc, name
     assert DatasetSpec.__doc__ and MethodSpec.__doc__
+
+
+def test_a_dataset_whose_load_contradicts_its_spec_is_refused(tmp_path):
+    """The run key and the tables record the spec's variant; a plugin's ``load`` must agree."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from harness import Dataset, DatasetSpec, worker_cache
+
+    def load(root):
+        x, y = load_digits(return_X_y=True)
+        return Dataset("mine", (x / 16).reshape(-1, 8, 8, 1).astype(np.float32), y, 10, "all", "/16")
+
+    def plugin(variant):
+        mod = types.ModuleType(f"data_{variant}")
+        mod.harness_datasets = hookimpl(
+            lambda: [
+                DatasetSpec("mine", 10, (8, 8, 1), 1797, lambda root, download: [], load, variant=variant)
+            ]
+        )
+        return mod
+
+    worker_cache.clear()
+    registry = build_registry(make_plugin_manager(load_entry_points=False, extra=[plugin("train+test")]))
+    with pytest.raises(
+        ValueError, match="load\\(\\) returned variant 'all' .* DatasetSpec says variant 'train\\+test'"
+    ):
+        worker_cache.dataset(registry, "mine", tmp_path)
+    worker_cache.clear()
+    registry = build_registry(make_plugin_manager(load_entry_points=False, extra=[plugin("all")]))
+    assert worker_cache.dataset(registry, "mine", tmp_path).variant == "all"
+    worker_cache.clear()

@@ -3,6 +3,7 @@ digits (8 px, filter "none") and resized to 16 px (bilinear): the audit's report
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -56,6 +57,14 @@ def test_latex_labels_are_escaped(runs):
     assert "clustering all samples" in tex and "train and test" not in tex
 
 
+def test_dataset_names_in_the_latex_caption_are_escaped(runs):
+    # a plugin dataset named with an underscore, recorded with another variant than digits
+    other = runs.assign(dataset="my_digits", variant="train+test", run_key=runs["run_key"] + "x")
+    tex = tables.to_latex(pd.concat([runs, other], ignore_index=True))
+    assert "the train and test splits together (my\\_digits)" in tex
+    assert "my_digits" not in tex
+
+
 def test_two_methods_mark_only_the_best(runs):
     long = tables.build_table(runs)
     assert set(long["mark"].dropna()) == {1.0}
@@ -106,7 +115,7 @@ def test_min_attainable_p_matches_scipy():
     assert wilcoxon([1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5).pvalue == pytest.approx(stats.min_attainable_p(5))
 
 
-def test_two_real_filters_split_and_share_the_native_runs(tmp_path, capsys):
+def test_two_real_filters_split_and_the_native_runs_stay_apart(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _run(uri, "--sizes", "native,16", "--seeds", "0-1", "--param", "kmeans.n_init=2")
     _run(uri, "--sizes", "16", "--seeds", "0-1", "--param", "kmeans.n_init=2", "--resize-filter", "lanczos")
@@ -114,9 +123,11 @@ def test_two_real_filters_split_and_share_the_native_runs(tmp_path, capsys):
     frame = load_runs(client, client.get_experiment_by_name("harness").experiment_id)
     sizes = frame.groupby("method")["input_size"].apply(sorted).to_dict()
     assert sizes == {
-        "kmeans (resize_filter=bilinear)": [8, 8, 16, 16],
-        "kmeans (resize_filter=lanczos)": [8, 8, 16, 16],  # the native runs count for both
+        "kmeans (resize_filter=bilinear)": [16, 16],
+        "kmeans (resize_filter=lanczos)": [16, 16],
+        "kmeans (resize_filter=none)": [8, 8],  # native: resized by neither, listed once
     }
+    assert frame["run_key"].is_unique  # one row per run
     capsys.readouterr()
     assert main(["report", "--tracking-uri", uri, "--methods", "kmeans"]) == 0
     header = capsys.readouterr().out.splitlines()[0]

@@ -100,7 +100,10 @@ def tidy(rows: Iterable[dict]) -> pd.DataFrame:
     frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("run_key", keep="last")
     frame = frame.drop(columns="finished").assign(base_method=lambda f: f["method"])
     frame = pd.concat(
-        [_name_configurations(method, group) for method, group in frame.groupby("method", sort=False)],
+        [
+            _name_configurations(method, group)
+            for method, group in frame.groupby("method", sort=False, dropna=False)
+        ],
         ignore_index=True,
     )
     return frame.sort_values(["dataset", "input_size", "method", "seed"]).reset_index(drop=True)
@@ -110,10 +113,11 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
     """Split one method's runs into configurations, named by the settings that differ.
 
     A run at the native size (filter ``"none"``) was not resized, so it belongs with any filter:
-    it joins the configuration(s) with its parameters and a real filter (each of them, where
-    several filters ran at other sizes), and the filter names a configuration only where two or
-    more real filters occur. Otherwise ``--sizes 16`` over a native-16 and a resized dataset would
-    split one method in two.
+    it joins the configuration with its parameters and the one real filter that ran at other
+    sizes, and the filter names a configuration only where two or more real filters occur.
+    Otherwise ``--sizes 16`` over a native-16 and a resized dataset would split one method in
+    two. Where several real filters ran, the native runs stay a configuration of their own
+    (``resize_filter=none``): copying them into each would list one run several times.
     """
     configs = group["config"].map(json.loads)
     filters = configs.map(lambda c: str(c.get("resize_filter", NATIVE)))
@@ -123,8 +127,11 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
     real = {p: sorted(set(filters[(params == p) & (filters != NATIVE)])) for p in params.unique()}
     group = group.assign(
         _params=params,
-        _filter=[[f] if f != NATIVE else real[p] or [NATIVE] for f, p in zip(filters, params, strict=True)],
-    ).explode("_filter")
+        _filter=[
+            real[p][0] if f == NATIVE and len(real[p]) == 1 else f
+            for f, p in zip(filters, params, strict=True)
+        ],
+    )
     keys = group[["_params", "_filter"]].drop_duplicates()
     if len(keys) > 1:
         named = {(p, f): {**json.loads(p), "resize_filter": f} for p, f in keys.itertuples(index=False)}

@@ -14,7 +14,8 @@ def paired_wilcoxon(runs: pd.DataFrame, method_a: str, method_b: str, metric: st
     Pairs are the seeds both methods finished (the harness gives every method the same seeds).
     With fewer than two pairs, or all differences zero, the p-value is NaN. ``min_p`` is the
     smallest p-value the exact two-sided test can give with that many pairs (2 / 2**n: 0.25 for
-    3 pairs), so that a p-value at that floor is not read as evidence.
+    3 pairs), so that a p-value at that floor is not read as evidence. Tied pairs (difference 0)
+    are dropped by the test, so they do not count towards n there.
     """
     done = runs[runs["status"] == "FINISHED"]
     rows = []
@@ -34,7 +35,7 @@ def paired_wilcoxon(runs: pd.DataFrame, method_a: str, method_b: str, metric: st
                 f"{method_a}_mean": a.loc[seeds].mean() if len(seeds) else float("nan"),
                 f"{method_b}_mean": b.loc[seeds].mean() if len(seeds) else float("nan"),
                 "p_value": p,
-                "min_p": min_attainable_p(len(seeds)),
+                "min_p": min_attainable_p(int((diff != 0).sum())),
             }
         )
     return pd.DataFrame(rows)
@@ -57,9 +58,9 @@ def comparison_text(runs: pd.DataFrame, method_a: str, method_b: str, metrics: S
         few = test[test["min_p"] > 0.05]
         if len(few):
             lines.append(
-                f"note: with {', '.join(map(str, sorted(set(few['n_pairs']))))} paired seed(s) no p-value can "
-                "fall below min_p (at 3 pairs 0.25, at 5 pairs 0.0625): such a p-value is no evidence "
-                "either way; run at least 6 seeds for p < 0.05 to be possible."
+                f"note: with {', '.join(map(str, sorted(set(few['n_pairs']))))} paired seed(s) the exact test "
+                "cannot go below min_p (at 3 untied pairs 0.25, at 5 pairs 0.0625): a p-value near it is "
+                "no evidence either way; run at least 6 seeds for p < 0.05 to be possible."
             )
         ranks = average_ranks(runs, metric)
         rows = runs[runs["status"] == "FINISHED"].groupby(["dataset", "input_size"]).ngroups

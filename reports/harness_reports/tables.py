@@ -153,6 +153,17 @@ def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True) -> 
     )
 
 
+_LATEX_SPECIALS = str.maketrans(
+    {c: f"\\{c}" for c in "&%$#_{}"}
+    | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+)
+
+
+def latex_escape(text: str) -> str:
+    """``text`` as LaTeX prints it literally (the ten special characters escaped)."""
+    return str(text).translate(_LATEX_SPECIALS)
+
+
 def to_latex(
     runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geometric"), label: str = "tab:results"
 ) -> str:
@@ -181,7 +192,12 @@ def to_latex(
     styler.index.name = None
     return styler.to_latex(
         hrules=True,
-        caption=caption(runs, metrics, second=bool((long["mark"] == 2).any())),
+        # dataset names appear in the caption's "clustering ... (my_data)": escape them there too
+        caption=caption(
+            runs.assign(dataset=runs["dataset"].map(latex_escape)),
+            metrics,
+            second=bool((long["mark"] == 2).any()),
+        ),
         label=label,
         position="t",
         position_float="centering",
