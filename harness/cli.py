@@ -606,13 +606,28 @@ def cmd_ui(args: argparse.Namespace) -> ExitCode:
         "--port",
         str(args.port),
     ]
+    _check_port_free(args.host, args.port)
     print(
-        f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop); "
-        "an experiment's runs table is at #/experiments/<id>/runs",
+        f"starting the MLflow UI on http://{args.host}:{args.port} (it answers after a few seconds; "
+        "Ctrl-C to stop); an experiment's runs table is at #/experiments/<id>/runs",
         file=sys.stderr,
     )
     os.execv(sys.executable, command)
     return ExitCode.OK  # not reached
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail here, in one line, rather than after announcing a UI that the server cannot start."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "another server (another `harness ui`?) has it: choose another port with --port"
+        ) from None
 
 
 def _tracked_runs(args: argparse.Namespace):

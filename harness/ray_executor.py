@@ -98,7 +98,7 @@ class _Sink:
         self._interval = interval
         self._batch = batch
         self._buffer: list[tuple] = []
-        self._sent_at = time.monotonic()
+        self._sent_at = float("-inf")  # the first message goes at once: it names what the job does
         self._last: Any = None
         self.final: list[tuple] = []
 

@@ -14,9 +14,12 @@ passes one that forwards the messages to the parent through Ray.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import platform
 import random
+import threading
 import time
 import traceback
 import warnings
@@ -109,6 +112,7 @@ class WorkerContext:
 
 def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Sink) -> None:
     """Process entry point: run one task (one job, or several seeds batched) and report; never raises."""
+    _exit_with_parent()
     jobs = [_job(d) for d in job_dicts]
     reported: set[str] = set()
     try:
@@ -116,13 +120,46 @@ def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Sink) -
             kind = "error" if "error" in payload else "result"
             conn.send((kind, key, payload))
             reported.add(key)
+    except (BrokenPipeError, EOFError):
+        return  # the parent is gone (killed): nobody is left to tell
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         payload = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        for job in jobs:
-            if job.run_key not in reported:
-                conn.send(("error", job.run_key, payload))
+        try:
+            for job in jobs:
+                if job.run_key not in reported:
+                    conn.send(("error", job.run_key, payload))
+        except (BrokenPipeError, EOFError):
+            return
     finally:
-        conn.close()
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+_watching_parent = False
+
+
+def _exit_with_parent(interval: float = 1.0) -> None:
+    """Stop this process when the one that started it dies (``kill -9`` of ``harness run``).
+
+    Otherwise a worker runs its job to the end for nobody, holding cores or a GPU for hours: a
+    method that never reports would not even notice the closed pipe. A daemon thread polls the
+    parent's pid (portable, unlike Linux's PR_SET_PDEATHSIG, which also fires when the spawning
+    *thread* ends). Once per process: Ray reuses its workers for several tasks.
+    """
+    global _watching_parent
+    if _watching_parent:
+        return
+    _watching_parent = True
+    # the pid recorded at spawn time: the parent may already be gone by the time we get here
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
 def _job(job_dict: dict[str, Any]) -> Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -272,9 +273,72 @@ def test_ui_serves_the_store_on_localhost(ui_server):
         assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
 
 
+def test_ui_on_a_port_in_use_says_so_before_starting(tmp_path, capsys):
+    import socket
+
+    (tmp_path / "mlflow.db").touch()
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code = main(["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--port", str(port)])
+    assert code == ExitCode.USAGE_ERROR
+    err = capsys.readouterr().err
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in err and "starting" not in err
+
+
 def test_ui_without_a_store_says_so(tmp_path, capsys):
     assert main(["ui", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"]) == ExitCode.USAGE_ERROR
     assert "no tracking store at" in capsys.readouterr().err
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (Linux /proc), zombies left out."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_worker_stops_when_harness_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri = _uri(tmp_path)
+    argv = [
+        sys.executable, "-m", "harness", "run", "--plugin", "harness_test_plugins", "--methods", "slow",
+        "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri, "--experiment", "t",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent / "helpers"),
+        "HARNESS_TEST_SLOW_SECONDS": "600",
+    }
+    proc = subprocess.Popen(
+        argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.time() + 180
+        while len(_session_members(proc.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.5)  # the worker has started (the sleeping job)
+        assert len(_session_members(proc.pid)) >= 2
+        os.kill(proc.pid, signal.SIGKILL)  # the harness process alone, not its worker
+        proc.wait()
+        deadline = time.time() + 30
+        while _session_members(proc.pid) and time.time() < deadline:
+            time.sleep(0.5)
+        assert _session_members(proc.pid) == []  # the orphaned worker noticed and stopped
+        assert "Traceback" not in proc.stderr.read().decode()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_kill_9_then_rerun_finishes_every_job_exactly_once(tmp_path):
