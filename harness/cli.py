@@ -343,7 +343,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
             console=console,
         )
     out = Console()
-    out.print(summary_table(report.summary))
+    out.print(summary_table(report.summary, dry_run=args.dry_run))
     uri_flag = (
         f" --tracking-uri {sweep.tracking_uri}"
         if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
@@ -422,9 +422,11 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
 
 
-def summary_table(summary) -> Table:
+def summary_table(summary, dry_run: bool = False) -> Table:
     table = Table(
-        title="mean ± sample std over the finished seeds",
+        title="dry run (a smoke test): scores mean nothing"
+        if dry_run
+        else "mean ± sample std over the finished seeds",
         caption="seeds: how many finished; 3/5 means 3 of 5 (the other 2 failed and are not averaged)",
     )
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):

@@ -241,6 +241,22 @@ def _payload(
         raise ValueError(
             f"method {job.method!r} returned {labels.shape} labels for {dataset.labels.shape[0]} samples"
         )
+    integral = np.issubdtype(labels.dtype, np.integer) or (
+        np.issubdtype(labels.dtype, np.floating) and np.array_equal(labels, np.round(labels))
+    )
+    if not integral:
+        # scored as given but stored as int64: 0.1 and 0.2 would be two clusters, then one
+        raise ValueError(
+            f"method {job.method!r} returned non-integer labels ({labels.dtype}, e.g. {labels.flat[0]!r})"
+        )
+    embedding = None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32)
+    raised = list(raised)
+    if embedding is not None and not np.isfinite(embedding).all():
+        bad = int((~np.isfinite(embedding)).sum())
+        raised.append(
+            f"harness: the embedding has {bad} non-finite value(s): not saved, no t-SNE for this run"
+        )
+        embedding = None
     scores = metrics.score(dataset.labels, labels)
     tags = {"device": "cpu"} | {
         f"version.{k}": v for k, v in _versions(("numpy", "scikit-learn", "scipy")).items()
@@ -263,8 +279,8 @@ def _payload(
         },
         "tags": tags | {k: str(v) for k, v in result.tags.items()},
         "labels": labels.astype(np.int64),
-        "embedding": None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32),
+        "embedding": embedding,
         # with an embedding, the truth too: reports colour t-SNE plots by class without the dataset
-        "labels_true": None if result.embedding is None else dataset.labels.astype(np.int64),
+        "labels_true": None if embedding is None else dataset.labels.astype(np.int64),
         "host": platform.node(),
     }

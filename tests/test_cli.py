@@ -103,6 +103,30 @@ def test_method_warnings_are_tagged_once_and_shown_under_the_job(tiny_sweep, tmp
     assert any(line.startswith("1 run(s) raised warnings (curves · digits@8 · seed 4)") for line in lines)
 
 
+def test_odd_method_outputs_are_refused_or_flagged(tmp_path, capsys):
+    uri = _uri(tmp_path)
+    base = [
+        "run",
+        "--plugin",
+        "harness_test_plugins",
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+        "--seeds",
+        "0",
+    ]
+    # integral float labels are fine; a non-finite embedding is dropped with a warning on the run
+    assert main([*base, "--methods", "odd", "--param", "odd.embedding=nan"]) == ExitCode.OK
+    assert "the embedding has 12 non-finite value(s): not saved" in capsys.readouterr().err
+    client, _, (run,) = _children(uri)
+    assert "non-finite" in run.data.tags["harness.warnings"] and run.data.metrics["acc"] > 0.5
+    assert "embedding.npy" not in {a.path for a in client.list_artifacts(run.info.run_id)}
+    # fractional labels would be scored as given but stored truncated: refused
+    assert main([*base, "--methods", "odd", "--param", "odd.labels=fractional"]) == ExitCode.JOBS_FAILED
+    assert "returned non-integer labels (float64" in capsys.readouterr().err
+
+
 def test_rerun_skips_finished_jobs_and_duplicates_nothing(tiny_sweep, tiny_methods, capsys):
     uri, argv, _ = tiny_sweep
     capsys.readouterr()
@@ -209,6 +233,7 @@ def test_a_dry_run_never_stands_in_for_the_real_run(tmp_path, capsys):
     uri = _uri(tmp_path)
     argv = ["run", "--tracking-uri", uri, "--experiment", "t", "--methods", "kmeans", "--seeds", "0"]
     assert main([*argv, "--dry-run"]) == ExitCode.OK
+    assert "dry run (a smoke test): scores mean nothing" in " ".join(capsys.readouterr().out.split())
     assert main(argv) == ExitCode.OK  # runs: the smoke test's scores are not the job's
     assert "1 finished, 0 failed, 0 skipped" in capsys.readouterr().err
     _, _, runs = _children(uri)

@@ -59,6 +59,17 @@ def curves(x, *, n_clusters, seed, params, context):
     return MethodResult(labels=labels, embedding=embedding, tags={"note": "curves"})
 
 
+def odd(x, *, n_clusters, seed, params, context):
+    """Returns what a buggy method might: float labels (integral or not), a non-finite embedding."""
+    labels = _kmeans(x, n_clusters, seed).astype(np.float64)
+    if params["labels"] == "fractional":
+        labels = labels / 10
+    embedding = x[:, :4].astype(np.float32)
+    if params["embedding"] == "nan":
+        embedding[:3] = np.nan
+    return MethodResult(labels=labels, embedding=embedding)
+
+
 def stacked(x, *, n_clusters, seed, params, context):
     return stacked_seeds(x, n_clusters=n_clusters, seeds=[seed], params=params, contexts=[context])[0]
 
@@ -92,5 +103,13 @@ def harness_methods():
         MethodSpec("crash", crash),
         MethodSpec("curves", curves),
         MethodSpec("slow", slow),
+        MethodSpec(
+            "odd",
+            odd,
+            params=(
+                Param("labels", str, "integral", "float labels: integral or fractional"),
+                Param("embedding", str, "finite", "finite or nan"),
+            ),
+        ),
         MethodSpec("stacked", stacked, fit_predict_seeds=stacked_seeds, min_size=4),
     ]
