@@ -427,7 +427,7 @@ def summary_table(summary, dry_run: bool = False) -> Table:
         title="dry run (a smoke test): scores mean nothing"
         if dry_run
         else "mean ± sample std over the finished seeds",
-        caption="seeds: how many finished; 3/5 means 3 of 5 (the other 2 failed and are not averaged)",
+        caption="seeds: runs finished; 3/5 means 3 of the 5 that ran (2 failed or were interrupted: not averaged)",
     )
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
         table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
