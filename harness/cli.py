@@ -579,9 +579,15 @@ def cmd_import(args: argparse.Namespace) -> ExitCode:
     uri = args.tracking_uri or config_mod.DEFAULTS["tracking_uri"]
     tracker = Tracker(uri, experiment)
     counts = import_journal(Journal(root), tracker, rerun=args.rerun)
+    where = f"{uri}, experiment {experiment!r}"
+    if counts["skipped"] == counts["total"]:
+        Console(stderr=True).print(
+            f"nothing new to import: all {counts['total']} job(s) already in {where} (--rerun imports them again)"
+        )
+        return ExitCode.OK
     Console(stderr=True).print(
-        f"imported {counts['finished']} finished and {counts['failed']} failed job(s) into {uri}, experiment "
-        f"{experiment!r}; {counts['skipped']} already there, skipped"
+        f"imported {counts['finished']} finished, {counts['failed']} failed and {counts['killed']} killed "
+        f"job(s) into {where}; {counts['skipped']} already there, skipped"
     )
     return ExitCode.OK
 

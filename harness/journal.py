@@ -6,7 +6,8 @@ them into MLflow as ordinary runs. The journal has the same writing interface as
 :class:`harness.tracking.Tracker`, so the runner treats both alike, resume included (a job whose
 folder says FINISHED is skipped). No MLflow import on this path.
 
-Layout: ``DIR/sweep.yaml`` (the last sweep's settings) and ``DIR/runs/<run key>/`` with
+Layout: ``DIR/sweep.yaml`` (the last sweep's settings), ``DIR/sweep.json`` (when it started and
+ended, and how) and ``DIR/runs/<run key>/`` with
 ``record.json`` (job, status, metrics, params, tags, curves) and the arrays ``labels.npy``,
 ``embedding.npy``, ``labels_true.npy``, plus ``traceback.txt`` for a failed job.
 """
@@ -28,6 +29,7 @@ import yaml
 from harness.errors import UsageError
 
 RECORD = "record.json"
+SWEEP_RECORD = "sweep.json"
 IMPORTED_TAG = "harness.imported_record"
 """On an imported run: which record it came from (run key and end time), so it is imported once."""
 ARRAYS = ("labels", "embedding", "labels_true")
@@ -57,6 +59,8 @@ class Journal:
         self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]
     ) -> str:
         (self.root / "sweep.yaml").write_text(yaml.safe_dump(dict(sweep_dict), sort_keys=False))
+        # the sweep's own times, so an import dates its parent run as the sweep, not the import
+        (self.root / SWEEP_RECORD).write_text(json.dumps({"start_time": int(time.time() * 1000)}))
         return "offline"
 
     def start_job(self, parent_id: str, job_dict: Mapping[str, Any], tags: Mapping[str, str]) -> str:
@@ -85,7 +89,8 @@ class Journal:
         self._write(run_id, record, arrays, outcome.traceback)
 
     def end_sweep(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        pass
+        record = self.sweep_record() | {"end_time": int(time.time() * 1000), "status": status}
+        (self.root / SWEEP_RECORD).write_text(json.dumps(record))
 
     def kill(self, run_ids: Iterable[str]) -> None:
         for run_id in list(run_ids):
@@ -101,6 +106,11 @@ class Journal:
         """Every job record in the folder (without its arrays)."""
         for path in sorted((self.root / "runs").glob(f"*/{RECORD}")):
             yield json.loads(path.read_text())
+
+    def sweep_record(self) -> dict[str, Any]:
+        """The last sweep's start_time, and end_time and status once it ended ({} if unrecorded)."""
+        path = self.root / SWEEP_RECORD
+        return json.loads(path.read_text()) if path.is_file() else {}
 
     def arrays(self, run_key: str) -> dict[str, np.ndarray | None]:
         folder = self.root / "runs" / run_key
@@ -175,7 +185,10 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
     """Log a journal's jobs into ``tracker``'s experiment as one sweep; return counts.
 
     Jobs already FINISHED in the experiment (same run key), and records imported before (a
-    failed job's record, say), are skipped unless ``rerun``.
+    failed job's record, say), are skipped unless ``rerun``; with nothing left to import no sweep
+    run is created (counts["skipped"] == counts["total"]). Runs keep their recorded start and end
+    times. KILLED records (an interrupted sweep) are imported as KILLED, counted as killed, never
+    as finished or failed: a later sweep into the store runs those jobs again.
     """
     from harness.executor import Outcome
 
@@ -188,6 +201,11 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
     if not rerun:
         done |= {r.data.tags.get(IMPORTED_TAG) for r in tracker.search("tags.`harness.kind` = 'job'")}
     todo = [r for r in records if r["run_key"] not in done and _record_id(r) not in done]
+    counts = {
+        "total": len(records), "skipped": len(records) - len(todo), "finished": 0, "failed": 0, "killed": 0,
+    }  # fmt: skip
+    if not todo:
+        return counts  # an empty parent run would only say that nothing happened
     sweep_dict = {
         "methods": sorted({r["job"]["method"] for r in records}),
         "datasets": sorted({r["job"]["dataset"] for r in records}),
@@ -196,16 +214,22 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
         "resize_filter": sweep_dict.get("resize_filter", "?"),
         **{k: v for k, v in sweep_dict.items() if k not in ("methods", "datasets", "seeds", "sizes")},
     }
+    start_time, end_time = _sweep_span(journal.sweep_record(), todo)
     parent = tracker.start_sweep(
         sweep_dict,
         n_jobs=len(records),
-        n_skipped=len(records) - len(todo),
+        n_skipped=counts["skipped"],
         tags={"harness.imported_from": str(journal.root)},
+        start_time=start_time,
     )
-    counts = {"total": len(records), "skipped": len(records) - len(todo), "finished": 0, "failed": 0}
     for record in todo:
         job = record["job"]
-        run_id = tracker.start_job(parent, job, record["tags"] | {IMPORTED_TAG: _record_id(record)})
+        run_id = tracker.start_job(
+            parent,
+            job,
+            record["tags"] | {IMPORTED_TAG: _record_id(record)},
+            start_time=record.get("start_time"),
+        )
         for key, value, step in record["curves"]:
             tracker.log_metric(run_id, key, value, step)
         result = None
@@ -221,7 +245,19 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
             job=None, status=record["status"], result=result, error=record.get("error"),
             traceback=journal.traceback(record["run_key"]),
         )  # fmt: skip
-        tracker.finish_job(run_id, outcome, job)
-        counts["finished" if record["status"] == "FINISHED" else "failed"] += 1
-    tracker.end_sweep(parent, "FINISHED" if not counts["failed"] else "FAILED", counts)
+        tracker.finish_job(run_id, outcome, job, end_time=record.get("end_time"))
+        counts[{"FINISHED": "finished", "KILLED": "killed"}.get(record["status"], "failed")] += 1
+    # as the runner closes a sweep: interrupted (a KILLED job) before failed
+    status = "KILLED" if counts["killed"] else "FAILED" if counts["failed"] else "FINISHED"
+    tracker.end_sweep(parent, status, counts, end_time=end_time)
     return counts
+
+
+def _sweep_span(sweep: Mapping[str, Any], records: list[dict[str, Any]]) -> tuple[int | None, int | None]:
+    """Start and end (ms) of the imported sweep: the recorded sweep's, widened to cover its jobs.
+
+    A resumed offline sweep records only its last session, and old journals no sweep times at all.
+    """
+    starts = [t for t in [sweep.get("start_time"), *(r.get("start_time") for r in records)] if t]
+    ends = [t for t in [sweep.get("end_time"), *(r.get("end_time") for r in records)] if t]
+    return (min(starts) if starts else None, max(ends) if ends else None)

@@ -168,11 +168,20 @@ class Tracker:
     # -- writing -------------------------------------------------------------------------------
 
     def start_sweep(
-        self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]
+        self,
+        sweep_dict: Mapping[str, Any],
+        n_jobs: int,
+        n_skipped: int,
+        tags: Mapping[str, str],
+        *,
+        start_time: int | None = None,
     ) -> str:
+        """Open the sweep's parent run; ``start_time`` (ms) for a sweep that ran earlier (an import)."""
+        started = time.localtime(start_time / 1000 if start_time is not None else None)
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            start_time=start_time,
+            run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S', started)}",
             tags={"harness.kind": "sweep", "host": platform.node(), "harness.pid": str(os.getpid()), **tags},
         )
         run_id = run.info.run_id
@@ -193,9 +202,18 @@ class Tracker:
         self.client.log_text(run_id, yaml.safe_dump(dict(sweep_dict), sort_keys=False), "sweep.yaml")
         return run_id
 
-    def start_job(self, parent_id: str, job_dict: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+    def start_job(
+        self,
+        parent_id: str,
+        job_dict: Mapping[str, Any],
+        tags: Mapping[str, str],
+        *,
+        start_time: int | None = None,
+    ) -> str:
+        """Open a job's child run; ``start_time`` (ms) for a job that ran earlier (an import)."""
         run = self.client.create_run(
             self.experiment_id,
+            start_time=start_time,
             run_name=f"{job_dict['method']}-{job_dict['dataset']}-{job_dict['input_size']}-s{job_dict['seed']}",
             tags={
                 PARENT_TAG: parent_id,
@@ -240,13 +258,18 @@ class Tracker:
             self.client.log_batch(run_id, metrics=pending[start : start + _BATCH])
         self._flushed[run_id] = time.time()
 
-    def finish_job(self, run_id: str, outcome: Any, job_dict: Mapping[str, Any]) -> None:
-        """Log the outcome of a job and close its run with the job's status."""
+    def finish_job(
+        self, run_id: str, outcome: Any, job_dict: Mapping[str, Any], *, end_time: int | None = None
+    ) -> None:
+        """Log the outcome of a job and close its run with the job's status.
+
+        ``end_time`` (ms) keeps the real end of a job that ran earlier (an import); default now.
+        """
         from mlflow.entities import Metric, RunTag
 
         self.flush(run_id)
         self._flushed.pop(run_id, None)
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if end_time is None else end_time
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             (out / "job.yaml").write_text(yaml.safe_dump(dict(job_dict), sort_keys=False))
@@ -267,16 +290,19 @@ class Tracker:
             if outcome.error:
                 self.client.set_tag(run_id, "harness.error", outcome.error[:5000])
             self.client.log_artifacts(run_id, str(out))
-        self.client.set_terminated(run_id, status=outcome.status)
+        self.client.set_terminated(run_id, status=outcome.status, end_time=end_time)
 
-    def end_sweep(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+    def end_sweep(
+        self, run_id: str, status: str, counts: Mapping[str, int], *, end_time: int | None = None
+    ) -> None:
+        """Log the job counts as ``jobs_*`` metrics and close the parent run (at ``end_time``, ms)."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if end_time is None else end_time
         self.client.log_batch(
             run_id, metrics=[Metric(f"jobs_{k}", float(v), now, 0) for k, v in counts.items()]
         )
-        self.client.set_terminated(run_id, status=status)
+        self.client.set_terminated(run_id, status=status, end_time=end_time)
 
     def kill(self, run_ids: Iterable[str]) -> None:
         for run_id in run_ids:
