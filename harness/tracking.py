@@ -305,8 +305,12 @@ class Tracker:
         self.client.set_terminated(run_id, status=status, end_time=end_time)
 
     def kill(self, run_ids: Iterable[str]) -> None:
+        """Close the runs of an interrupted sweep (Ctrl-C, ``kill``), saying so on each."""
         for run_id in run_ids:
             self.flush(run_id)
+            self.client.set_tag(
+                run_id, "harness.error", "interrupted: the sweep was stopped (Ctrl-C or kill)"
+            )
             self.client.set_terminated(run_id, status="KILLED")
 
 

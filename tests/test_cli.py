@@ -366,6 +366,41 @@ def test_a_worker_stops_when_harness_is_killed(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def test_ctrl_c_marks_the_running_job_killed_and_says_why(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    uri = _uri(tmp_path)
+    argv = [
+        sys.executable, "-m", "harness", "run", "--plugin", "harness_test_plugins", "--methods", "slow",
+        "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri, "--experiment", "t",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent / "helpers"),
+        "HARNESS_TEST_SLOW_SECONDS": "600",
+    }
+    log = tmp_path / "log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.time() + 180
+        while "jobs →" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.5)  # the store exists: reading it now does not race its creation
+        while time.time() < deadline and not _children(uri)[2]:
+            time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        assert proc.wait(timeout=120) == ExitCode.INTERRUPTED
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    _, _, (run,) = _children(uri)
+    assert run.info.status == "KILLED" and run.data.tags["harness.error"].startswith("interrupted")
+
+
 def test_kill_9_then_rerun_finishes_every_job_exactly_once(tmp_path):
     import os
     import signal
