@@ -308,14 +308,16 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         env["CUDA_VISIBLE_DEVICES"] = ""  # no framework in a worker reserves GPU memory it won't use
         if args.gpus_per_job is not None:
             raise UsageError(f"--gpus-per-job {args.gpus_per_job:g} contradicts --device cpu")
-    elif sweep.executor == "local" and sweep.device in ("auto", "cuda"):
-        gpu_slots = GpuSlots(gpus := visible_gpus(), args.gpus_per_job)
-    elif sweep.executor == "local" and args.gpus_per_job is not None:
-        raise UsageError(
-            f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
-        )
-    if sweep.executor == "local" and sweep.device.startswith("cuda"):
-        _check_gpu_visible(sweep.device, gpus if sweep.device == "cuda" else visible_gpus())
+    elif sweep.executor == "local":
+        gpus = visible_gpus()
+        if sweep.device.startswith("cuda"):
+            _check_gpu_visible(sweep.device, gpus)
+        if sweep.device in ("auto", "cuda"):
+            gpu_slots = GpuSlots(gpus, args.gpus_per_job)
+        elif args.gpus_per_job is not None:
+            raise UsageError(
+                f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
+            )
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,

@@ -328,15 +328,16 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
-def test_a_worker_stops_when_harness_is_killed(tmp_path):
+@contextlib.contextmanager
+def _slow_sweep(tmp_path):
+    """``harness run`` of one 10-minute job in a session of its own: (process, store URI, stderr log).
+    Whatever is left of the session is killed on the way out."""
     import os
     import signal
     import subprocess
     import sys
-    import time
 
-    uri = _uri(tmp_path)
+    uri, log = _uri(tmp_path), tmp_path / "stderr.log"
     argv = [
         sys.executable, "-m", "harness", "run", "--plugin", "harness_test_plugins", "--methods", "slow",
         "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri, "--experiment", "t",
@@ -346,10 +347,22 @@ def test_a_worker_stops_when_harness_is_killed(tmp_path):
         "PYTHONPATH": str(Path(__file__).parent / "helpers"),
         "HARNESS_TEST_SLOW_SECONDS": "600",
     }
-    proc = subprocess.Popen(
-        argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     try:
+        yield proc, uri, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_worker_stops_when_harness_is_killed(tmp_path):
+    import os
+    import signal
+    import time
+
+    with _slow_sweep(tmp_path) as (proc, _, log):
         deadline = time.time() + 180
         while len(_session_members(proc.pid)) < 2 and time.time() < deadline:
             time.sleep(0.5)  # the worker has started (the sleeping job)
@@ -360,33 +373,15 @@ def test_a_worker_stops_when_harness_is_killed(tmp_path):
         while _session_members(proc.pid) and time.time() < deadline:
             time.sleep(0.5)
         assert _session_members(proc.pid) == []  # the orphaned worker noticed and stopped
-        assert "Traceback" not in proc.stderr.read().decode()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        assert "Traceback" not in log.read_text()
 
 
 def test_ctrl_c_marks_the_running_job_killed_and_says_why(tmp_path):
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    uri = _uri(tmp_path)
-    argv = [
-        sys.executable, "-m", "harness", "run", "--plugin", "harness_test_plugins", "--methods", "slow",
-        "--datasets", "digits", "--seeds", "0", "--tracking-uri", uri, "--experiment", "t",
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(__file__).parent / "helpers"),
-        "HARNESS_TEST_SLOW_SECONDS": "600",
-    }
-    log = tmp_path / "log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
-    try:
+    with _slow_sweep(tmp_path) as (proc, uri, log):
         deadline = time.time() + 180
         while "jobs →" not in log.read_text() and time.time() < deadline:
             time.sleep(0.5)  # the store exists: reading it now does not race its creation
@@ -394,9 +389,6 @@ def test_ctrl_c_marks_the_running_job_killed_and_says_why(tmp_path):
             time.sleep(1)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
         assert proc.wait(timeout=120) == ExitCode.INTERRUPTED
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
     _, _, (run,) = _children(uri)
     assert run.info.status == "KILLED" and run.data.tags["harness.error"].startswith("interrupted")
 
