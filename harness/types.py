@@ -96,8 +96,8 @@ class DatasetSpec:
 class JobContext(Protocol):
     """What a running method may ask of the harness (implemented by the worker).
 
-    Methods never see the true labels and never talk to MLflow: they report curves and progress
-    here, and the parent process logs them.
+    Methods never see the true labels, nor any score computed from them, and never talk to
+    MLflow: they report curves and progress here, and the parent process logs them.
     """
 
     seed: int
@@ -113,8 +113,13 @@ class JobContext(Protocol):
     def log_metric(self, key: str, value: float, step: int) -> None:
         """Record one point of a training curve (pretraining loss per epoch, ...)."""
 
-    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> dict[str, float]:
-        """Score intermediate labels against the truth, log them as a curve at ``step``, return them."""
+    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> None:
+        """Log the scores of intermediate labels as curve points at ``step`` (with ``extra`` values).
+
+        Returns nothing, on purpose: a method that could read its accuracy could pick its best
+        epoch or stop on the truth. Show the user what the method computes itself (the share of
+        labels that changed, the loss) through :meth:`progress`.
+        """
 
     def progress(self, completed: float, total: float, description: str = "") -> None:
         """Tell the user how far the job is (shown in the parent's progress display)."""

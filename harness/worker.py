@@ -100,11 +100,10 @@ class WorkerContext:
     def log_metric(self, key: str, value: float, step: int) -> None:
         self._conn.send(("metric", self._key, CURVE_PREFIX + key, float(value), int(step)))
 
-    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> dict[str, float]:
+    def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> None:
         scores = metrics.score(self._labels, labels)
         for key, value in (scores | extra).items():
             self.log_metric(key, value, step)
-        return scores
 
     def progress(self, completed: float, total: float, description: str = "") -> None:
         self._conn.send(("progress", self._key, float(completed), float(total), description))

@@ -37,7 +37,6 @@ class RecordingContext:
         scores = score(self.truth, labels)
         for key, value in (scores | extra).items():
             self.log_metric(key, value, step)
-        return scores
 
     def progress(self, completed, total, description=""):
         pass
