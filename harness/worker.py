@@ -93,7 +93,9 @@ class WorkerContext:
         self._labels = labels
         self.seed = job.seed
         self.device = settings.device
-        self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        cache = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        # a stage cached by an earlier version of the method's code is not this code's result
+        self.cache_dir = cache / f"code-{job.method_identity}" if job.method_identity else cache
         self.dataset = job.dataset
         self.input_size = job.input_size
         self.dry_run = settings.dry_run
