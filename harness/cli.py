@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ from harness.plugins import PluginError, Registry, check_names, load_registry
 if TYPE_CHECKING:
     from harness.executor import Executor
     from harness.gpus import GpuSlots
+    from harness.recording import Recorder
     from harness.sweep import Sweep
     from harness.worker import WorkerSettings
 
@@ -267,7 +267,8 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def cmd_run(args: argparse.Namespace) -> ExitCode:
-    from harness.gpus import GpuSlots, visible_gpus
+    from harness.console import ConsoleReporter
+    from harness.gpus import worker_environment
     from harness.runner import run_sweep
     from harness.worker import WorkerSettings
 
@@ -297,27 +298,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
             f"--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got {args.batch_seeds}"
         )
     batch_seeds = 1 if args.batch_seeds is None else (args.batch_seeds or len(sweep.seeds))
-    env = {"PYTHONHASHSEED": "0"}
-    jobs = args.jobs or 1
-    if sweep.executor == "local" and jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        # N workers that each start one OpenMP thread per core oversubscribe the machine (k-means
-        # on digits: 3.8 s instead of 0.15 s per job); share the cores out instead.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    gpu_slots = None
-    if sweep.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""  # no framework in a worker reserves GPU memory it won't use
-        if args.gpus_per_job is not None:
-            raise UsageError(f"--gpus-per-job {args.gpus_per_job:g} contradicts --device cpu")
-    elif sweep.executor == "local":
-        gpus = visible_gpus()
-        if sweep.device.startswith("cuda"):
-            _check_gpu_visible(sweep.device, gpus)
-        if sweep.device in ("auto", "cuda"):
-            gpu_slots = GpuSlots(gpus, args.gpus_per_job)
-        elif args.gpus_per_job is not None:
-            raise UsageError(
-                f"--gpus-per-job places workers on GPUs itself: use it with --device auto or cuda, not {sweep.device}"
-            )
+    env, gpu_slots = worker_environment(sweep.device, sweep.executor, args.jobs or 1, args.gpus_per_job)
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,
@@ -327,7 +308,8 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         dry_run=args.dry_run,
         env=env,
     )
-    console = Console(stderr=True, soft_wrap=True)
+    recorder, where, next_step = _recorder(sweep, args.offline)
+    reporter = ConsoleReporter(next_step=next_step, dry_run=args.dry_run, debug=args.debug)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     # SIGINT too, even where it was inherited as ignored (a shell starts background jobs so).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -336,54 +318,40 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         report = run_sweep(
             sweep,
             registry,
-            settings=settings,
+            recorder=recorder,
             executor=executor,
+            listeners=[reporter],
+            where=where,
+            dry_run=args.dry_run,
             batch_seeds=batch_seeds,
             rerun=args.rerun,
             download=args.download,
-            offline=args.offline,
-            console=console,
         )
-    out = Console()
-    out.print(summary_table(report.summary, dry_run=args.dry_run))
+    if report.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
+
+
+def _recorder(sweep: Sweep, offline: str | None) -> tuple[Recorder, str, str]:
+    """Where the sweep is recorded, that place in words, and the closing hint (``{parent}``: the
+    sweep's run id)."""
+    from harness.journal import Journal
+    from harness.tracking import Tracker
+
+    if offline:
+        hint = f"recorded in {offline} · log into MLflow with: harness import {offline}"
+        return Journal(offline), f"offline folder {offline}", hint
     uri_flag = (
         f" --tracking-uri {sweep.tracking_uri}"
         if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
         else ""
     )
-    counts = f"{report.finished} finished, {len(report.failed)} failed, {report.skipped} skipped"
-    if args.offline:
-        console.print(
-            f"{counts} · recorded in {args.offline} · log into MLflow with: harness import {args.offline}"
-        )
-    else:
-        console.print(f"{counts} · sweep run {report.parent_run_id} · browse with: harness ui{uri_flag}")
-    if report.warned:
-        names = ", ".join(job.label for job in report.warned[:3]) + (", …" if len(report.warned) > 3 else "")
-        console.print(
-            f"[yellow]{len(report.warned)} run(s) raised warnings[/] ({names}): see under each job above, "
-            "or the runs' harness.warnings tag"
-        )
-    for job, error in report.failed:
-        console.print(f"[red]failed[/] {job.label}: {error}")
-    if report.interrupted:
-        console.print(
-            "[yellow]interrupted[/]: the runs in progress are marked KILLED; rerun the same command to resume"
-        )
-        return ExitCode.INTERRUPTED
-    return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
-
-
-def _check_gpu_visible(device: str, gpus: list[str]) -> None:
-    """``--device cuda`` on a machine without a GPU would fail every job of a deep method one by
-    one (and silently run the others on the CPU): say so once, before anything runs."""
-    if gpus:
-        return
-    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if hidden is None and any(Path("/dev").glob("nvidia[0-9]*")):
-        return  # a GPU device node without nvidia-smi: let the frameworks decide
-    why = f"CUDA_VISIBLE_DEVICES is {hidden!r}" if hidden is not None else "nvidia-smi finds none"
-    raise UsageError(f"device {device!r}: no GPU is visible here ({why}); use device auto or cpu")
+    where = f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"
+    return (
+        Tracker(sweep.tracking_uri, sweep.experiment),
+        where,
+        f"sweep run {{parent}} · browse with: harness ui{uri_flag}",
+    )
 
 
 @contextmanager
@@ -416,34 +384,6 @@ def _executor(
         yield executor
     finally:
         executor.shutdown()
-
-
-def _pm(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
-
-
-def summary_table(summary, dry_run: bool = False) -> Table:
-    table = Table(
-        title="dry run (a smoke test): scores mean nothing"
-        if dry_run
-        else "mean ± sample std over the finished seeds",
-        caption="seeds: runs finished; 3/5 means 3 of the 5 that ran (2 failed or were interrupted: not averaged)",
-    )
-    for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
-        table.add_column(name, justify="right" if name in ("size", "seeds") else "left")
-    for row in summary.itertuples(index=False):
-        seeds = f"{row.n_finished}" + (f"/{row.n_finished + row.n_failed}" if row.n_failed else "")
-        table.add_row(
-            row.dataset,
-            str(row.input_size),
-            row.method,
-            _pm(row.acc_mean, row.acc_std),
-            _pm(row.nmi_geometric_mean, row.nmi_geometric_std),
-            seeds,
-        )
-    return table
 
 
 # -------------------------------------------------------------------------------------------------

@@ -38,6 +38,11 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else _xdg_cache() / "data"
 
 
+def resolve_data_dir(given: str | None = None) -> Path:
+    """The data directory: ``given`` (``--data-dir``, the config's ``data_dir``), else the default."""
+    return Path(given).expanduser() if given else default_data_dir()
+
+
 def default_cache_dir() -> Path:
     """Where methods keep expensive, content-keyed stages (pretrained autoencoders, ...)."""
     env = os.environ.get(CACHE_DIR_ENV)

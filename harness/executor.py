@@ -19,19 +19,8 @@ from typing import Any, Protocol
 
 from harness import worker
 from harness.gpus import GpuSlots
+from harness.messages import Failure, Message, Outcome, Result, Update
 from harness.sweep import Job
-
-
-@dataclass
-class Outcome:
-    """How one job ended: ``status`` is an MLflow run status (FINISHED, FAILED or KILLED)."""
-
-    job: Job
-    status: str
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    traceback: str | None = None
-
 
 Task = tuple[Job, ...]
 """Jobs that one worker process runs together (one, or several seeds of one configuration)."""
@@ -44,13 +33,14 @@ class Executor(Protocol):
         self,
         tasks: Iterable[Task | Job],
         on_start: Callable[[Job], None],
-        on_message: Callable[[Job, tuple], None],
+        on_message: Callable[[Job, Update], None],
         on_done: Callable[[Outcome], None],
-    ) -> None: ...
+    ) -> None:
+        """Run ``tasks``: ``on_start`` before each job, ``on_message`` per curve point or progress
+        message of a running job, ``on_done`` once per job, however it ended."""
 
-    def running_jobs(self) -> list[Job]: ...
-
-    def terminate(self) -> None: ...
+    def terminate(self) -> None:
+        """Stop every task still running (Ctrl-C, or an error in the parent)."""
 
 
 @dataclass
@@ -79,11 +69,10 @@ class LocalExecutor:
         self,
         tasks: Iterable[Task | Job],
         on_start: Callable[[Job], None],
-        on_message: Callable[[Job, tuple], None],
+        on_message: Callable[[Job, Update], None],
         on_done: Callable[[Outcome], None],
     ) -> None:
-        """Run ``tasks``: ``on_start`` before each job, ``on_message`` per worker message (without
-        the run key), ``on_done`` once per job."""
+        """See :meth:`Executor.run`."""
         pending = deque(t if isinstance(t, tuple) else (t,) for t in tasks)
         try:
             while pending or self._running:
@@ -98,7 +87,7 @@ class LocalExecutor:
                 sentinels = {r.process.sentinel: r for r in self._running.values()}
                 ready = wait([*(r.conn for r in self._running.values() if not r.closed), *sentinels])
                 for item in ready:
-                    running = sentinels.get(item) or self._running.get(item)
+                    running = sentinels.get(item) or self._running.get(item)  # type: ignore[call-overload]
                     if running is None or running.conn not in self._running:
                         continue
                     if item is running.conn:
@@ -137,22 +126,17 @@ class LocalExecutor:
             jobs={job.run_key: job for job in task}, process=process, conn=parent_conn, gpus=gpus
         )
 
-    def _read(self, running: _Running, on_message: Callable[[Job, tuple], None]) -> None:
+    def _read(self, running: _Running, on_message: Callable[[Job, Update], None]) -> None:
         try:
-            message = running.conn.recv()
+            message: Message = running.conn.recv()
         except (EOFError, OSError):
             running.closed = True
             return
-        kind, key = message[0], message[1]
-        job = running.jobs[key]
-        if kind == "result":
-            running.outcomes[key] = Outcome(job, "FINISHED", result=message[2])
-        elif kind == "error":
-            running.outcomes[key] = Outcome(
-                job, "FAILED", error=message[2]["error"], traceback=message[2]["traceback"]
-            )
+        job = running.jobs[message.run_key]
+        if isinstance(message, Result | Failure):
+            running.outcomes[message.run_key] = Outcome.of(job, message)
         else:
-            on_message(job, (kind, *message[2:]))
+            on_message(job, message)
 
     def _finish(self, running: _Running, on_done: Callable[[Outcome], None]) -> None:
         running.process.join()
@@ -173,9 +157,6 @@ class LocalExecutor:
                     "native code.\n",
                 )
             on_done(outcome)
-
-    def running_jobs(self) -> list[Job]:
-        return [job for r in self._running.values() for job in r.jobs.values()]
 
     def terminate(self) -> None:
         """Stop every worker still running (Ctrl-C, or an error in the parent)."""

@@ -32,7 +32,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def harness_methods() -> list[MethodSpec]:
+def harness_methods() -> list[MethodSpec] | None:
     """Return the clustering methods this plugin provides.
 
     Called when the plugin manager is built. Each :class:`~harness.types.MethodSpec` names the
@@ -45,7 +45,7 @@ def harness_methods() -> list[MethodSpec]:
 
 
 @hookspec
-def harness_datasets() -> list[DatasetSpec]:
+def harness_datasets() -> list[DatasetSpec] | None:
     """Return the datasets this plugin provides.
 
     Called when the plugin manager is built. Each :class:`~harness.types.DatasetSpec` names the

@@ -128,7 +128,7 @@ def data_digest(x: np.ndarray, labels: np.ndarray) -> str:
     for array in (x, labels):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data)
     return digest.hexdigest()[:DIGEST_CHARS]
 
 

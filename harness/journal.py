@@ -2,8 +2,8 @@
 
 For machines that cannot reach the tracking store, or have no MLflow at all (an air-gapped GPU
 node): ``harness run --offline DIR`` writes one folder per job, ``harness import DIR`` later logs
-them into MLflow as ordinary runs. The journal has the same writing interface as
-:class:`harness.tracking.Tracker`, so the runner treats both alike, resume included (a job whose
+them into MLflow as ordinary runs. The journal is a :class:`harness.recording.Recorder`, as
+:class:`harness.tracking.Tracker` is, so the runner treats both alike, resume included (a job whose
 folder says FINISHED is skipped). No MLflow import on this path.
 
 Layout: ``DIR/sweep.yaml`` (the last sweep's settings), ``DIR/sweep.json`` (when it started and
@@ -19,6 +19,7 @@ import platform
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ import pandas as pd
 import yaml
 
 from harness.errors import UsageError
+from harness.messages import JobResult, Outcome, ReceivedData
+from harness.record import HOST, IMPORTED_FROM, IMPORTED_RECORD
+from harness.sweep import Job
 
 RECORD = "record.json"
 SWEEP_RECORD = "sweep.json"
-IMPORTED_TAG = "harness.imported_record"
-"""On an imported run: which record it came from (run key and end time), so it is imported once."""
+IMPORTED_TAG = IMPORTED_RECORD
 ARRAYS = ("labels", "embedding", "labels_true")
 
 
@@ -56,20 +59,29 @@ class Journal:
         return {r["run_key"]: r["run_key"] for r in self.records() if r["status"] == "FINISHED"}
 
     def start_sweep(
-        self, sweep_dict: Mapping[str, Any], n_jobs: int, n_skipped: int, tags: Mapping[str, str]
+        self,
+        sweep_dict: Mapping[str, Any],
+        n_jobs: int,
+        n_skipped: int,
+        tags: Mapping[str, str],
+        *,
+        start_time: int | None = None,
     ) -> str:
         (self.root / "sweep.yaml").write_text(yaml.safe_dump(dict(sweep_dict), sort_keys=False))
         # the sweep's own times, so an import dates its parent run as the sweep, not the import
-        (self.root / SWEEP_RECORD).write_text(json.dumps({"start_time": int(time.time() * 1000)}))
+        started = start_time if start_time is not None else int(time.time() * 1000)
+        (self.root / SWEEP_RECORD).write_text(json.dumps({"start_time": started, "tags": dict(tags)}))
         return "offline"
 
-    def start_job(self, parent_id: str, job_dict: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        key = job_dict["run_key"]
+    def start_job(
+        self, parent_id: str, job: Job, tags: Mapping[str, str], *, start_time: int | None = None
+    ) -> str:
+        key = job.run_key
         self._open[key] = {
             "run_key": key,
-            "job": dict(job_dict),
-            "tags": dict(tags) | {"host": platform.node()},
-            "start_time": int(time.time() * 1000),
+            "job": job.to_dict(),
+            "tags": dict(tags) | {HOST: platform.node()},
+            "start_time": start_time if start_time is not None else int(time.time() * 1000),
             "curves": [],
         }
         return key
@@ -77,22 +89,38 @@ class Journal:
     def log_metric(self, run_id: str, key: str, value: float, step: int) -> None:
         self._open[run_id]["curves"].append([key, float(value), int(step)])
 
-    def finish_job(self, run_id: str, outcome: Any, job_dict: Mapping[str, Any]) -> None:
+    def finish_job(self, run_id: str, outcome: Outcome, *, end_time: int | None = None) -> None:
         record = self._open.pop(run_id)
-        record |= {"status": outcome.status, "end_time": int(time.time() * 1000), "error": outcome.error}
-        arrays = {}
+        ended = end_time if end_time is not None else int(time.time() * 1000)
+        record |= {"status": outcome.status, "end_time": ended, "error": outcome.error}
+        arrays: dict[str, np.ndarray] = {}
         if outcome.result is not None:
             result = outcome.result
-            record |= {"metrics": result["metrics"], "params": result["params"], "host": result["host"]}
-            if result.get("data"):
-                record["data"] = result["data"]
-            record["tags"] |= {k: str(v) for k, v in result["tags"].items()}
-            arrays = {name: result[name] for name in ARRAYS if result.get(name) is not None}
+            record |= {"metrics": result.metrics, "params": result.params, "host": result.host}
+            if result.data is not None:
+                record["data"] = asdict(result.data)
+            record["tags"] |= {k: str(v) for k, v in result.tags.items()}
+            arrays = result.arrays()
         self._write(run_id, record, arrays, outcome.traceback)
 
-    def end_sweep(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        record = self.sweep_record() | {"end_time": int(time.time() * 1000), "status": status}
+    def end_sweep(
+        self, run_id: str, status: str, counts: Mapping[str, int], *, end_time: int | None = None
+    ) -> None:
+        ended = end_time if end_time is not None else int(time.time() * 1000)
+        record = self.sweep_record() | {"end_time": ended, "status": status, "counts": dict(counts)}
         (self.root / SWEEP_RECORD).write_text(json.dumps(record))
+
+    def location(self, run_id: str) -> str:
+        return str(self.root / "runs" / run_id)
+
+    def attach_summary(self, parent_id: str, runs: pd.DataFrame) -> list[str]:
+        """The sweep's table beside its runs (figures need the MLflow store: make them after import)."""
+        from harness_reports import tables
+
+        if (runs["status"] == "FINISHED").sum():
+            (self.root / "summary.md").write_text(tables.to_markdown(runs))
+            (self.root / "runs.csv").write_text(tables.to_csv(runs))
+        return []
 
     def kill(self, run_ids: Iterable[str]) -> None:
         for run_id in list(run_ids):
@@ -192,8 +220,6 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
     times. KILLED records (an interrupted sweep) are imported as KILLED, counted as killed, never
     as finished or failed: a later sweep into the store runs those jobs again.
     """
-    from harness.executor import Outcome
-
     sweep_path = journal.root / "sweep.yaml"
     sweep_dict = yaml.safe_load(sweep_path.read_text()) if sweep_path.is_file() else {}
     records = list(journal.records())
@@ -221,11 +247,11 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
         sweep_dict,
         n_jobs=len(records),
         n_skipped=counts["skipped"],
-        tags={"harness.imported_from": str(journal.root)},
+        tags={IMPORTED_FROM: str(journal.root)},
         start_time=start_time,
     )
     for record in todo:
-        job = record["job"]
+        job = Job.from_dict(record["job"])
         run_id = tracker.start_job(
             parent,
             job,
@@ -236,19 +262,28 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
             tracker.log_metric(run_id, key, value, step)
         result = None
         if "metrics" in record:
-            result = {
-                "metrics": record["metrics"],
-                "params": record["params"],
-                "tags": record["tags"],
-                "host": record.get("host", "?"),
-                "data": record.get("data"),
-                **journal.arrays(record["run_key"]),
-            }
+            arrays = journal.arrays(record["run_key"])
+            labels = arrays["labels"]
+            if labels is None:
+                raise UsageError(
+                    f"{journal.location(record['run_key'])}: a FINISHED record without labels.npy"
+                )
+            data = record.get("data")
+            result = JobResult(
+                metrics=record["metrics"],
+                params=record["params"],
+                tags=record["tags"],
+                labels=labels,
+                host=record.get("host", "?"),
+                embedding=arrays["embedding"],
+                labels_true=arrays["labels_true"],
+                data=ReceivedData(data["digest"], tuple(data["shape"]), data["dtype"]) if data else None,
+            )
         outcome = Outcome(
-            job=None, status=record["status"], result=result, error=record.get("error"),
+            job=job, status=record["status"], result=result, error=record.get("error"),
             traceback=journal.traceback(record["run_key"]),
         )  # fmt: skip
-        tracker.finish_job(run_id, outcome, job, end_time=record.get("end_time"))
+        tracker.finish_job(run_id, outcome, end_time=record.get("end_time"))
         counts[{"FINISHED": "finished", "KILLED": "killed"}.get(record["status"], "failed")] += 1
     # as the runner closes a sweep: interrupted (a KILLED job) before failed
     status = "KILLED" if counts["killed"] else "FAILED" if counts["failed"] else "FINISHED"

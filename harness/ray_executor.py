@@ -30,7 +30,8 @@ from typing import Any
 
 from harness import worker
 from harness.errors import UsageError
-from harness.executor import Outcome, Task
+from harness.executor import Task
+from harness.messages import Failure, Message, Outcome, Result, Update
 from harness.sweep import Job
 
 OBJECT_STORE_BYTES = 512 * 1024**2
@@ -75,12 +76,12 @@ class _Mailbox:
     """A Ray actor holding the messages that running tasks have sent and the parent not yet read."""
 
     def __init__(self) -> None:
-        self._messages: list[tuple] = []
+        self._messages: list[Update] = []
 
-    def put(self, batch: list[tuple]) -> None:
+    def put(self, batch: list[Update]) -> None:
         self._messages.extend(batch)
 
-    def drain(self) -> list[tuple]:
+    def drain(self) -> list[Update]:
         out, self._messages = self._messages, []
         return out
 
@@ -88,22 +89,23 @@ class _Mailbox:
 class _Sink:
     """The worker's pipe inside a Ray task.
 
-    Step messages (``metric``, ``progress``, each naming its job's run key) are sent to the
-    mailbox at most every ``interval`` seconds (one actor call per batch, not per point); the final
-    ``result`` or ``error`` message of each job is kept and returned by the task.
+    Updates (curve points and progress, each naming its job's run key) are sent to the mailbox at
+    most every ``interval`` seconds (one actor call per batch, not per point); the final
+    :class:`~harness.messages.Result` or :class:`~harness.messages.Failure` of each job is kept and
+    returned by the task.
     """
 
     def __init__(self, mailbox: Any, interval: float = 0.5, batch: int = 500) -> None:
         self._mailbox = mailbox
         self._interval = interval
         self._batch = batch
-        self._buffer: list[tuple] = []
+        self._buffer: list[Update] = []
         self._sent_at = float("-inf")  # the first message goes at once: it names what the job does
         self._last: Any = None
-        self.final: list[tuple] = []
+        self.final: list[Result | Failure] = []
 
-    def send(self, message: tuple) -> None:
-        if message[0] in ("result", "error"):
+    def send(self, message: Message) -> None:
+        if isinstance(message, Result | Failure):
             self.final.append(message)
             return
         self._buffer.append(message)
@@ -125,22 +127,20 @@ class _Sink:
             ray.get(self._last)
 
 
-def _job_task(job_dicts: list[dict[str, Any]], settings: worker.WorkerSettings, mailbox: Any) -> list[tuple]:
+def _job_task(
+    job_dicts: list[dict[str, Any]], settings: worker.WorkerSettings, mailbox: Any
+) -> list[Result | Failure]:
     """The body of a Ray task: the local worker's code, with a sink for the pipe."""
     sink = _Sink(mailbox)
     worker.run(job_dicts, settings, sink)
     return sink.final
 
 
-def _outcome(job: Job, final: list[tuple]) -> Outcome:
+def _outcome(job: Job, final: list[Result | Failure]) -> Outcome:
     """The job's outcome from the final messages its task returned."""
-    for kind, run_key, payload in final:
-        if run_key != job.run_key:
-            continue
-        if kind == "result":
-            return Outcome(job, "FINISHED", result=payload)
-        if kind == "error":
-            return Outcome(job, "FAILED", error=payload["error"], traceback=payload["traceback"])
+    for message in final:
+        if message.run_key == job.run_key:
+            return Outcome.of(job, message)
     return _failed(job, "WorkerDied: the Ray task ended without a result", "")
 
 
@@ -257,19 +257,23 @@ class RayExecutor:
         self,
         tasks: Iterable[Task | Job],
         on_start: Callable[[Job], None],
-        on_message: Callable[[Job, tuple], None],
+        on_message: Callable[[Job, Update], None],
         on_done: Callable[[Outcome], None],
     ) -> None:
-        """Run ``tasks``: ``on_start`` before each job, ``on_message`` per worker message (without
-        the run key), ``on_done`` once per job."""
+        """See :meth:`harness.executor.Executor.run`."""
         import ray
 
         if not self._connected:
             self.connect()
-        options = {"num_cpus": 1, "num_gpus": self.gpus_per_job or 0, "max_retries": 0, "name": "harness-job"}
+        options: dict[str, Any] = {
+            "num_cpus": 1,
+            "num_gpus": self.gpus_per_job or 0,
+            "max_retries": 0,
+            "name": "harness-job",
+        }
         shared = ray.remote(**options)(_job_task)
         fresh = ray.remote(**options, max_calls=1)(_job_task)  # its worker exits after the job
-        mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote()
+        mailbox: Any = ray.remote(_Mailbox).options(num_cpus=0).remote()
         limit = self.max_workers or self.capacity()
         by_key: dict[str, Job] = {}
         pending = deque(t if isinstance(t, tuple) else (t,) for t in tasks)
@@ -286,9 +290,9 @@ class RayExecutor:
                 done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
                 if done:  # and every other task that has ended meanwhile
                     done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-                for kind, run_key, *rest in ray.get(mailbox.drain.remote()):
-                    if run_key in by_key:  # a late word from a settled job's dead worker is dropped
-                        on_message(by_key[run_key], (kind, *rest))
+                for update in ray.get(mailbox.drain.remote()):
+                    if update.run_key in by_key:  # a late word from a settled job's dead worker is dropped
+                        on_message(by_key[update.run_key], update)
                 for ref in done:
                     task = self._running.pop(ref)
                     for outcome in self._settle(task, ref):
@@ -310,9 +314,6 @@ class RayExecutor:
             first = text.splitlines()[0] if text else ""
             return [_failed(job, f"{type(exc).__name__}: {first}", text) for job in task]
         return [_outcome(job, final) for job in task]
-
-    def running_jobs(self) -> list[Job]:
-        return [job for task in self._running.values() for job in task]
 
     def terminate(self) -> None:
         """Cancel every task still running (Ctrl-C, or an error in the parent)."""

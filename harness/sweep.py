@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from harness.identity import SweepIdentity, identify
@@ -100,6 +101,14 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"unkeyed": list(self.unkeyed), "run_key": self.run_key}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Job:
+        """The job :meth:`to_dict` wrote (or an older record of it, without the newer fields)."""
+        known = {f.name for f in fields(cls)}
+        return cls(
+            **{k: v for k, v in values.items() if k in known} | {"unkeyed": tuple(values.get("unkeyed", ()))}
+        )
 
 
 def expand(

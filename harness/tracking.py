@@ -21,14 +21,17 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import yaml
 
+from harness import record
 from harness.errors import UsageError
+from harness.messages import JobResult, Outcome
+from harness.sweep import Job
 
 log = logging.getLogger(__name__)
 
-RUN_KEY = "harness.run_key"
-SWEEP_TAG = "harness.sweep"
-PARENT_TAG = "mlflow.parentRunId"
-DRY_RUN_TAG = "harness.dry_run"
+RUN_KEY = record.RUN_KEY
+SWEEP_TAG = record.SWEEP
+PARENT_TAG = record.PARENT
+DRY_RUN_TAG = record.DRY_RUN
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _FLUSH_SECONDS = 5.0
 
@@ -147,22 +150,22 @@ class Tracker:
         """
         settled = []
         running = self.search("attributes.status = 'RUNNING'")
-        sweeps = {r.info.run_id: r for r in running if r.data.tags.get("harness.kind") == "sweep"}
+        sweeps = {r.info.run_id: r for r in running if r.data.tags.get(record.KIND) == "sweep"}
         for run in running:
             tags = run.data.tags
-            sweep = run if tags.get("harness.kind") == "sweep" else sweeps.get(tags.get(SWEEP_TAG, ""))
-            if sweep is None or sweep.data.tags.get("host") != platform.node():
+            sweep = run if tags.get(record.KIND) == "sweep" else sweeps.get(tags.get(SWEEP_TAG, ""))
+            if sweep is None or sweep.data.tags.get(record.HOST) != platform.node():
                 continue
-            pid = int(sweep.data.tags.get("harness.pid", "0") or 0)
+            pid = int(sweep.data.tags.get(record.PID, "0") or 0)
             if pid <= 0 or _alive(pid):
                 continue
             self.client.set_tag(
                 run.info.run_id,
-                "harness.error",
+                record.ERROR,
                 f"the harness process (pid {pid}) died while this run was running",
             )
             self.client.set_terminated(run.info.run_id, status="KILLED")
-            if tags.get("harness.kind") == "job":
+            if tags.get(record.KIND) == "job":
                 settled.append(run.info.run_id)
         return settled
 
@@ -183,7 +186,7 @@ class Tracker:
             self.experiment_id,
             start_time=start_time,
             run_name=f"sweep {time.strftime('%Y-%m-%d %H:%M:%S', started)}",
-            tags={"harness.kind": "sweep", "host": platform.node(), "harness.pid": str(os.getpid()), **tags},
+            tags={record.KIND: "sweep", record.HOST: platform.node(), record.PID: str(os.getpid()), **tags},
         )
         run_id = run.info.run_id
         self.client.log_batch(
@@ -204,14 +207,10 @@ class Tracker:
         return run_id
 
     def start_job(
-        self,
-        parent_id: str,
-        job_dict: Mapping[str, Any],
-        tags: Mapping[str, str],
-        *,
-        start_time: int | None = None,
+        self, parent_id: str, job: Job, tags: Mapping[str, str], *, start_time: int | None = None
     ) -> str:
         """Open a job's child run; ``start_time`` (ms) for a job that ran earlier (an import)."""
+        job_dict = job.to_dict()
         run = self.client.create_run(
             self.experiment_id,
             start_time=start_time,
@@ -220,11 +219,11 @@ class Tracker:
                 PARENT_TAG: parent_id,
                 SWEEP_TAG: parent_id,
                 RUN_KEY: job_dict["run_key"],
-                "harness.kind": "job",
-                "harness.method": job_dict["method"],
-                "harness.dataset": job_dict["dataset"],
+                record.KIND: "job",
+                record.METHOD: job_dict["method"],
+                record.DATASET: job_dict["dataset"],
                 # method parameters outside the run key (reports do not tell configurations apart by them)
-                **({"harness.unkeyed": ",".join(job_dict["unkeyed"])} if job_dict.get("unkeyed") else {}),
+                **({record.UNKEYED: ",".join(job_dict["unkeyed"])} if job_dict.get("unkeyed") else {}),
                 # a smoke test's scores mean nothing: reports leave these runs out
                 **({DRY_RUN_TAG: "true"} if job_dict.get("dry_run") else {}),
                 **tags,
@@ -259,9 +258,7 @@ class Tracker:
             self.client.log_batch(run_id, metrics=pending[start : start + _BATCH])
         self._flushed[run_id] = time.time()
 
-    def finish_job(
-        self, run_id: str, outcome: Any, job_dict: Mapping[str, Any], *, end_time: int | None = None
-    ) -> None:
+    def finish_job(self, run_id: str, outcome: Outcome, *, end_time: int | None = None) -> None:
         """Log the outcome of a job and close its run with the job's status.
 
         ``end_time`` (ms) keeps the real end of a job that ran earlier (an import); default now.
@@ -273,25 +270,24 @@ class Tracker:
         now = int(time.time() * 1000) if end_time is None else end_time
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            (out / "job.yaml").write_text(yaml.safe_dump(dict(job_dict), sort_keys=False))
+            job_dict = outcome.job.to_dict()
+            (out / "job.yaml").write_text(yaml.safe_dump(job_dict, sort_keys=False))
             if outcome.result is not None:
                 result = outcome.result
                 self.client.log_batch(
                     run_id,
-                    metrics=[Metric(k, float(v), now, 0) for k, v in result["metrics"].items()],
-                    params=_params(result["params"]),
-                    tags=[RunTag(k, str(v)) for k, v in {**result["tags"], "host": result["host"]}.items()],
+                    metrics=[Metric(k, float(v), now, 0) for k, v in result.metrics.items()],
+                    params=_params(result.params),
+                    tags=[RunTag(k, str(v)) for k, v in {**result.tags, record.HOST: result.host}.items()],
                 )
-                if result.get("data"):
+                if result.data is not None:
                     self.client.log_inputs(run_id, datasets=[_dataset_input(job_dict, result)])
-                np.save(out / "labels.npy", result["labels"])
-                if result["embedding"] is not None:
-                    np.save(out / "embedding.npy", result["embedding"])
-                    np.save(out / "labels_true.npy", result["labels_true"])
+                for name, array in result.arrays().items():
+                    np.save(out / f"{name}.npy", array)
             if outcome.traceback:
                 (out / "traceback.txt").write_text(outcome.traceback)
             if outcome.error:
-                self.client.set_tag(run_id, "harness.error", outcome.error[:5000])
+                self.client.set_tag(run_id, record.ERROR, outcome.error[:5000])
             self.client.log_artifacts(run_id, str(out))
         self.client.set_terminated(run_id, status=outcome.status, end_time=end_time)
 
@@ -307,17 +303,38 @@ class Tracker:
         )
         self.client.set_terminated(run_id, status=status, end_time=end_time)
 
+    def location(self, run_id: str) -> str:
+        return f"run {run_id} (artifacts: {self.client.get_run(run_id).info.artifact_uri})"
+
+    def attach_summary(self, parent_id: str, runs: Any) -> list[str]:
+        """The report's table and figures, as artifacts of the sweep's parent run."""
+        from harness_reports import tables
+
+        if (runs["status"] == "FINISHED").sum() == 0:
+            return []
+        notes = []
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "summary.md").write_text(tables.to_markdown(runs))
+            (out / "runs.csv").write_text(tables.to_csv(runs))
+            try:
+                from harness_reports.figures import make_figures  # seaborn, matplotlib: heavy, optional here
+
+                make_figures(self.client, runs, out / "figures")
+            except Exception as exc:  # a figure must never cost the sweep its results
+                notes.append(f"figures not made: {type(exc).__name__}: {exc}")
+            self.client.log_artifacts(parent_id, str(out))
+        return notes
+
     def kill(self, run_ids: Iterable[str]) -> None:
         """Close the runs of an interrupted sweep (Ctrl-C, ``kill``), saying so on each."""
         for run_id in run_ids:
             self.flush(run_id)
-            self.client.set_tag(
-                run_id, "harness.error", "interrupted: the sweep was stopped (Ctrl-C or kill)"
-            )
+            self.client.set_tag(run_id, record.ERROR, "interrupted: the sweep was stopped (Ctrl-C or kill)")
             self.client.set_terminated(run_id, status="KILLED")
 
 
-def _dataset_input(job_dict: Mapping[str, Any], result: Mapping[str, Any]) -> Any:
+def _dataset_input(job_dict: Mapping[str, Any], result: JobResult) -> Any:
     """The array the method received, as an MLflow dataset input (the UI's Dataset column).
 
     Named after the dataset and input size; its digest is the content digest of the array and
@@ -326,23 +343,22 @@ def _dataset_input(job_dict: Mapping[str, Any], result: Mapping[str, Any]) -> An
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    data = result["data"]
+    data = result.data
+    assert data is not None
     source = {
         "dataset": job_dict["dataset"],
         "variant": job_dict.get("dataset_variant"),
         "input_size": job_dict["input_size"],
         "resize_filter": job_dict["resize_filter"],
-        "scaling": result.get("params", {}).get("scaling"),
+        "scaling": result.params.get("scaling"),
     }
     dataset = Dataset(
         name=f"{job_dict['dataset']}@{job_dict['input_size']}px",
-        digest=data["digest"],
+        digest=data.digest,
         source_type="harness",
         source=json.dumps(source, sort_keys=True),
-        schema=json.dumps({"shape": data["shape"], "dtype": data["dtype"]}),
-        profile=json.dumps(
-            {"n_samples": data["shape"][0], "n_clusters": result.get("params", {}).get("n_clusters")}
-        ),
+        schema=json.dumps({"shape": list(data.shape), "dtype": data.dtype}),
+        profile=json.dumps({"n_samples": data.shape[0], "n_clusters": result.params.get("n_clusters")}),
     )
     return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])
 

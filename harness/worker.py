@@ -1,10 +1,10 @@
-"""What runs inside a worker process: load data, call the method, score its labels.
+"""What runs inside a worker process: load data, call the method, check and score its output.
 
 A worker runs one *task*: a single job, or (``--batch-seeds``) several seeds of one configuration
-that the method trains together. It never touches the tracking store. It sends messages to the
-parent over a pipe, each naming the job's run key: ``("metric", run_key, key, value, step)``,
-``("progress", run_key, completed, total, description)``, then exactly one ``("result", run_key,
-payload)`` or ``("error", run_key, payload)`` per job. The parent logs them to MLflow.
+that the method trains together. It never touches the tracking store. It sends the parent the
+messages of :mod:`harness.messages`, each naming the job's run key: curve points and progress while
+a job runs, then exactly one :class:`~harness.messages.Result` or
+:class:`~harness.messages.Failure` per job. The parent records them.
 Python warnings a method raises (``warnings.warn``, or a library's, such as scikit-learn's
 ``ConvergenceWarning``) are collected rather than printed over the parent's progress display: they
 travel with each result as the tag ``harness.warnings`` and the parent shows them under the job.
@@ -33,11 +33,12 @@ import numpy as np
 
 from harness import metrics, record, worker_cache
 from harness.contract import ContractError, check_labels, check_result
-from harness.data import default_cache_dir, default_data_dir
+from harness.data import default_cache_dir, resolve_data_dir
 from harness.identity import data_digest
+from harness.messages import CurvePoint, Failure, JobResult, Message, Progress, ReceivedData, Result
 from harness.preprocess import prepare
 from harness.sweep import Job
-from harness.types import MethodSpec
+from harness.types import Dataset, MethodResult, MethodSpec
 
 CURVE_PREFIX = record.CURVE_PREFIX
 WARNINGS_TAG = record.WARNINGS
@@ -49,7 +50,7 @@ QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning)
 class Sink(Protocol):
     """Where a worker's messages go: a pipe's sending end, or the Ray executor's stand-in."""
 
-    def send(self, message: tuple) -> None: ...
+    def send(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
 
@@ -101,7 +102,7 @@ class WorkerContext:
         self.dry_run = settings.dry_run
 
     def log_metric(self, key: str, value: float, step: int) -> None:
-        self._conn.send(("metric", self._key, CURVE_PREFIX + key, float(value), int(step)))
+        self._conn.send(CurvePoint(self._key, CURVE_PREFIX + key, float(value), int(step)))
 
     def evaluate(self, labels: np.ndarray, step: int, **extra: float) -> None:
         scores = metrics.score(self._labels, labels)
@@ -109,27 +110,26 @@ class WorkerContext:
             self.log_metric(key, value, step)
 
     def progress(self, completed: float, total: float, description: str = "") -> None:
-        self._conn.send(("progress", self._key, float(completed), float(total), description))
+        self._conn.send(Progress(self._key, float(completed), float(total), description))
 
 
 def run(job_dicts: list[dict[str, Any]], settings: WorkerSettings, conn: Sink) -> None:
     """Process entry point: run one task (one job, or several seeds batched) and report; never raises."""
     _exit_with_parent()
-    jobs = [_job(d) for d in job_dicts]
+    jobs = [Job.from_dict(d) for d in job_dicts]
     reported: set[str] = set()
     try:
-        for key, payload in _run(jobs, settings, conn):
-            kind = "error" if "error" in payload else "result"
-            conn.send((kind, key, payload))
-            reported.add(key)
+        for message in _run(jobs, settings, conn):
+            conn.send(message)
+            reported.add(message.run_key)
     except (BrokenPipeError, EOFError):
         return  # the parent is gone (killed): nobody is left to tell
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
-        payload = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         try:
             for job in jobs:
                 if job.run_key not in reported:
-                    conn.send(("error", job.run_key, payload))
+                    conn.send(Failure(job.run_key, error, tb))
         except (BrokenPipeError, EOFError):
             return
     finally:
@@ -164,20 +164,15 @@ def _exit_with_parent(interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
-def _job(job_dict: dict[str, Any]) -> Job:
-    job_dict = {k: v for k, v in job_dict.items() if k != "run_key"}
-    return Job(**{**job_dict, "unkeyed": tuple(job_dict.get("unkeyed", ()))})
-
-
-def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[str, dict[str, Any]]]:
-    """Run the task; return ``(run_key, payload)`` per job (a payload with ``error`` failed)."""
+def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[Result | Failure]:
+    """Run the task; return how each of its jobs ended."""
     os.environ.update(settings.env)
     job = jobs[0]
     registry = worker_cache.registry(settings.blocked_plugins, settings.extra_plugins)
     method = registry.method(job.method)
     _check_identity(job, worker_cache.identity(registry, job.method, job.dataset))
 
-    root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+    root = resolve_data_dir(settings.data_dir)
     dataset = worker_cache.dataset(registry, job.dataset, root)
     x = prepare(dataset, job.input_size, job.resize_filter, method.input)
     if np.shares_memory(x, dataset.images):  # the cached dataset outlives this job: a private copy
@@ -193,14 +188,16 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
         results = _call_method(method, jobs, x, dataset.n_classes, contexts)
     runtime = time.perf_counter() - start
     raised = method_warnings(caught)
-    out = []
+    out: list[Result | Failure] = []
     for j, result in zip(jobs, results, strict=True):
         try:
-            payload = _payload(j, method, result, dataset, runtime, len(jobs), raised)
-            payload["tags"][record.DATA_DIGEST] = received["digest"]
-            out.append((j.run_key, payload | {"data": received}))
+            out.append(
+                Result(
+                    j.run_key, _job_result(j, method, result, dataset, runtime, len(jobs), raised, received)
+                )
+            )
         except ContractError as exc:
-            out.append((j.run_key, {"error": f"ContractError: {exc}", "traceback": traceback.format_exc()}))
+            out.append(Failure(j.run_key, f"ContractError: {exc}", traceback.format_exc()))
     return out
 
 
@@ -221,9 +218,9 @@ def _check_identity(job: Job, loaded: tuple[str, str, str]) -> None:
     )
 
 
-def _received(x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def _received(x: np.ndarray, labels: np.ndarray) -> ReceivedData:
     """What the method was given (after resizing and scaling), for the run record."""
-    return {"digest": data_digest(x, labels), "shape": list(x.shape), "dtype": str(x.dtype)}
+    return ReceivedData(data_digest(x, labels), tuple(x.shape), str(x.dtype))
 
 
 def method_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -262,15 +259,16 @@ def _call_method(
     return [check_result(job.method, r) for r in results]
 
 
-def _payload(
+def _job_result(
     job: Job,
     method: MethodSpec,
-    result: Any,
-    dataset: Any,
+    result: MethodResult,
+    dataset: Dataset,
     runtime: float,
     batched: int,
-    raised: Sequence[str] = (),
-) -> dict[str, Any]:
+    raised: Sequence[str],
+    received: ReceivedData,
+) -> JobResult:
     """Check one job's output against the contract, score its labels, gather what the parent records."""
     checked = check_labels(
         job.method, result.labels, len(dataset.labels), dataset.n_classes, noise=method.noise_labels
@@ -297,20 +295,16 @@ def _payload(
     if raised:
         # a batched task's warnings go to each of its seeds: the method raised them for the batch
         tags[WARNINGS_TAG] = "\n".join(raised)
-    return {
-        "metrics": scores
-        | timing
-        | {"n_clusters_found": float(checked.n_found)}
-        | ({"n_noise": float(checked.n_noise)} if method.noise_labels else {}),
-        "params": {
-            "n_samples": len(labels),
-            "n_clusters": dataset.n_classes,
-            "scaling": dataset.scaling,
-        },
-        "tags": tags | {k: str(v) for k, v in result.tags.items()},
-        "labels": labels,
-        "embedding": embedding,
-        # with an embedding, the truth too: reports colour t-SNE plots by class without the dataset
-        "labels_true": None if embedding is None else dataset.labels.astype(np.int64),
-        "host": platform.node(),
-    }
+    counts = {"n_clusters_found": float(checked.n_found)}
+    if method.noise_labels:
+        counts["n_noise"] = float(checked.n_noise)
+    return JobResult(
+        metrics=scores | timing | counts,
+        params={"n_samples": len(labels), "n_clusters": dataset.n_classes, "scaling": dataset.scaling},
+        tags=tags | {k: str(v) for k, v in result.tags.items()} | {record.DATA_DIGEST: received.digest},
+        labels=labels,
+        host=platform.node(),
+        embedding=embedding,
+        labels_true=None if embedding is None else dataset.labels.astype(np.int64),
+        data=received,
+    )
