@@ -169,6 +169,11 @@ class MethodSpec:
     fit_predict_seeds: FitPredictSeeds | None = None
     """Optional: train several seeds at once (see :data:`FitPredictSeeds`); without it,
     ``--batch-seeds`` runs this method's seeds one at a time."""
+    shares_process: bool = False
+    """True where the method's jobs may run one after another in one worker process, reusing the
+    datasets it loaded (Ray keeps its workers): only for methods that hold no GPU memory and leave
+    no framework state behind (scikit-learn, NumPy). False, the default, gives each job a fresh
+    process, as the local executor always does."""
 
     def param(self, name: str) -> Param:
         for p in self.params:
