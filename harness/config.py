@@ -208,9 +208,12 @@ def build_sweep(
             )
 
     given = merged["params"]
-    for name in given:
+    for name, values in given.items():
         if name not in registry.methods:
             check_names("method", [name], registry.methods)  # raises with a did-you-mean
+        # every --param names a parameter its method has, whether or not the method runs now:
+        # a typo in a parameter of a method left out of this sweep is still a typo
+        params_mod.resolve(registry.method(name), values)
     resolved = {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
 
     for m in methods:

@@ -186,4 +186,5 @@ class FileDataset:
             load=self.load,
             description=self.description,
             variant=self.variant,
+            checksums=tuple(r.sha256[0] for r in self.resources()),
         )

@@ -84,6 +84,8 @@ class Journal:
         if outcome.result is not None:
             result = outcome.result
             record |= {"metrics": result["metrics"], "params": result["params"], "host": result["host"]}
+            if result.get("data"):
+                record["data"] = result["data"]
             record["tags"] |= {k: str(v) for k, v in result["tags"].items()}
             arrays = {name: result[name] for name in ARRAYS if result.get(name) is not None}
         self._write(run_id, record, arrays, outcome.traceback)
@@ -239,6 +241,7 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
                 "params": record["params"],
                 "tags": record["tags"],
                 "host": record.get("host", "?"),
+                "data": record.get("data"),
                 **journal.arrays(record["run_key"]),
             }
         outcome = Outcome(

@@ -11,6 +11,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
+from harness.contract import ContractError, check_param_defaults
 from harness.errors import UsageError
 from harness.types import DatasetSpec, MethodSpec
 
@@ -166,6 +167,13 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                         f"expected {spec_type.__name__} objects",
                         plugin=impl.plugin_name,
                     )
+                if isinstance(spec, MethodSpec):
+                    try:
+                        check_param_defaults(spec)
+                    except ContractError as exc:
+                        raise PluginError(
+                            f"plugin {impl.plugin_name!r}: {exc}", plugin=impl.plugin_name
+                        ) from None
                 if spec.name in table:
                     other = table[spec.name][1]
                     raise PluginError(

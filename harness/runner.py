@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -12,9 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from harness import record
 from harness.data import default_data_dir
 from harness.executor import Executor, LocalExecutor, Outcome
 from harness.gpus import GpuSlots
+from harness.identity import SweepIdentity, identify
 from harness.journal import Journal
 from harness.plugins import Registry
 from harness.sweep import Job, Sweep, expand, group_seeds
@@ -72,7 +75,8 @@ def run_sweep(
     """
     console = console or Console(stderr=True, soft_wrap=True)
     settings = settings or WorkerSettings(data_dir=sweep.data_dir, device=sweep.device)
-    jobs = expand(sweep, registry, dry_run=settings.dry_run)
+    identity = identify(registry, sweep.methods, sweep.datasets)
+    jobs = expand(sweep, registry, dry_run=settings.dry_run, identity=identity)
 
     root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
     for name in sweep.datasets:
@@ -100,7 +104,11 @@ def run_sweep(
         sweep.to_dict(),
         n_jobs=len(jobs),
         n_skipped=len(jobs) - len(todo),
-        tags={"version.harness": _version("harness"), "version.mlflow": _version("mlflow")},
+        tags={
+            "version.harness": _version("harness"),
+            "version.mlflow": _version("mlflow"),
+            **_core_tags(identity),
+        },
     )
     report = SweepReport(parent_id, tracker.experiment_id, len(jobs), skipped=len(jobs) - len(todo))
     if report.skipped:
@@ -111,13 +119,7 @@ def run_sweep(
 
     run_ids: dict[str, str] = {}  # run key -> child run id, for the jobs running now
     job_tasks: dict[str, TaskID] = {}
-    provider_tags = {}
-    for name in sweep.methods:
-        p = registry.methods[name][1]
-        provider_tags[("method", name)] = {"harness.method_plugin": str(p)}
-    for name in sweep.datasets:
-        p = registry.datasets[name][1]
-        provider_tags[("dataset", name)] = {"harness.dataset_plugin": str(p)}
+    identity_tags = _identity_tags(registry, identity)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -132,8 +134,9 @@ def run_sweep(
     def on_start(job: Job) -> None:
         job_dict = job.to_dict()
         tags = {
-            **provider_tags[("method", job.method)],
-            **provider_tags[("dataset", job.dataset)],
+            **identity_tags[("method", job.method)],
+            **identity_tags[("dataset", job.dataset)],
+            **_core_tags(identity),
             "version.harness": _version("harness"),
         }
         run_ids[job.run_key] = tracker.start_job(parent_id, job_dict, tags)
@@ -197,6 +200,40 @@ def run_sweep(
         },
     )
     return report
+
+
+def _core_tags(identity: SweepIdentity) -> dict[str, str]:
+    git = (
+        {record.GIT_COMMIT: identity.git["commit"], record.GIT_DIRTY: identity.git["dirty"]}
+        if identity.git
+        else {}
+    )
+    return {record.CORE_IDENTITY: identity.core, **git}
+
+
+def _identity_tags(registry: Registry, identity: SweepIdentity) -> dict[tuple[str, str], dict[str, str]]:
+    """What produced each method's and dataset's runs, and each method's keyed defaults, as tags."""
+    tags = {}
+    for name, ident in identity.methods.items():
+        spec = registry.method(name)
+        defaults = {
+            p.name: "none" if p.default is None else str(p.default) for p in spec.params if p.in_run_key
+        }
+        tags[("method", name)] = {
+            record.METHOD_PLUGIN: ident.provider,
+            record.METHOD_SOURCE: ident.source,
+            record.METHOD_IDENTITY: ident.digest,
+            record.PARAM_DEFAULTS: json.dumps(defaults, sort_keys=True),
+            **({record.NOISE_LABELS: "true"} if spec.noise_labels else {}),
+        }
+    for name, ident in identity.datasets.items():
+        tags[("dataset", name)] = {
+            record.DATASET_PLUGIN: ident.provider,
+            record.DATASET_SOURCE: ident.source,
+            record.DATASET_FILES: ident.files,
+            record.DATASET_IDENTITY: ident.digest,
+        }
+    return tags
 
 
 def _log_sweep_figures(tracker: Tracker, parent_id: str, runs: pd.DataFrame, console: Console) -> None:

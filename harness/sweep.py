@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.identity import SweepIdentity, identify
 from harness.plugins import Registry
 
 NATIVE = "native"
@@ -57,12 +58,21 @@ class Job:
     """Parameters left out of the run key (declared ``in_run_key=False`` by the method)."""
     dry_run: bool = False
     """A smoke test (``--dry-run``): its own run key, so it never passes for the real run."""
+    method_identity: str = ""
+    """Digest of the method plugin's distribution, version and source (:mod:`harness.identity`)."""
+    dataset_identity: str = ""
+    """Digest of the dataset plugin's distribution, version, loader source and file checksums."""
+    core_identity: str = ""
+    """The harness version and a digest of its scoring and preprocessing code."""
 
     @property
     def run_key(self) -> str:
-        """A hash of everything that determines the result (not of versions or the machine).
+        """A hash of everything that determines the result: the job, and the identity of the code
+        and data that produce it (not the machine, nor settings that cannot change a result).
 
-        Reruns of the same job get the same key, which is how a rerun sweep skips finished work.
+        Reruns of the same job with the same code get the same key, which is how a rerun sweep
+        skips finished work; after an edit of the method, the dataset loader or the scoring code
+        the key changes and the job runs again.
         """
         payload = json.dumps(
             {
@@ -73,6 +83,9 @@ class Job:
                 "input_size": self.input_size,
                 "resize_filter": self.resize_filter,
                 "seed": self.seed,
+                "method_identity": self.method_identity,
+                "dataset_identity": self.dataset_identity,
+                "core_identity": self.core_identity,
                 # only when set, so the keys of real runs stay what they were before this field
                 **({"dry_run": True} if self.dry_run else {}),
             },
@@ -89,13 +102,17 @@ class Job:
         return asdict(self) | {"unkeyed": list(self.unkeyed), "run_key": self.run_key}
 
 
-def expand(sweep: Sweep, registry: Registry, dry_run: bool = False) -> list[Job]:
+def expand(
+    sweep: Sweep, registry: Registry, dry_run: bool = False, identity: SweepIdentity | None = None
+) -> list[Job]:
     """The jobs of a sweep, in an order that completes paired comparisons early.
 
     Order: dataset, input size, seed, method, so that after any prefix of the sweep the methods
     have been run on the same seeds. Every method gets the same seeds (a paired design).
-    ``dry_run`` marks them as smoke tests (see :attr:`Job.dry_run`).
+    ``dry_run`` marks them as smoke tests (see :attr:`Job.dry_run`). ``identity`` (computed
+    here when not given) puts the digests of the code and data into every job's run key.
     """
+    identity = identity or identify(registry, sweep.methods, sweep.datasets)
     jobs = []
     for dataset_name in sweep.datasets:
         dataset = registry.dataset(dataset_name)
@@ -119,6 +136,9 @@ def expand(sweep: Sweep, registry: Registry, dry_run: bool = False) -> list[Job]
                             resize_filter="none" if size == native else sweep.resize_filter,
                             unkeyed=unkeyed[method],
                             dry_run=dry_run,
+                            method_identity=identity.methods[method].digest,
+                            dataset_identity=identity.datasets[dataset_name].digest,
+                            core_identity=identity.core,
                         )
                     )
     return jobs

@@ -6,6 +6,7 @@ store migrated by several processes at once breaks). Workers never open the stor
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -281,6 +282,8 @@ class Tracker:
                     params=_params(result["params"]),
                     tags=[RunTag(k, str(v)) for k, v in {**result["tags"], "host": result["host"]}.items()],
                 )
+                if result.get("data"):
+                    self.client.log_inputs(run_id, datasets=[_dataset_input(job_dict, result)])
                 np.save(out / "labels.npy", result["labels"])
                 if result["embedding"] is not None:
                     np.save(out / "embedding.npy", result["embedding"])
@@ -312,6 +315,36 @@ class Tracker:
                 run_id, "harness.error", "interrupted: the sweep was stopped (Ctrl-C or kill)"
             )
             self.client.set_terminated(run_id, status="KILLED")
+
+
+def _dataset_input(job_dict: Mapping[str, Any], result: Mapping[str, Any]) -> Any:
+    """The array the method received, as an MLflow dataset input (the UI's Dataset column).
+
+    Named after the dataset and input size; its digest is the content digest of the array and
+    labels (:func:`harness.identity.data_digest`), so two runs on the same data show the same one.
+    """
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    data = result["data"]
+    source = {
+        "dataset": job_dict["dataset"],
+        "variant": job_dict.get("dataset_variant"),
+        "input_size": job_dict["input_size"],
+        "resize_filter": job_dict["resize_filter"],
+        "scaling": result.get("params", {}).get("scaling"),
+    }
+    dataset = Dataset(
+        name=f"{job_dict['dataset']}@{job_dict['input_size']}px",
+        digest=data["digest"],
+        source_type="harness",
+        source=json.dumps(source, sort_keys=True),
+        schema=json.dumps({"shape": data["shape"], "dtype": data["dtype"]}),
+        profile=json.dumps(
+            {"n_samples": data["shape"][0], "n_clusters": result.get("params", {}).get("n_clusters")}
+        ),
+    )
+    return DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train")])
 
 
 def _alive(pid: int) -> bool:

@@ -91,6 +91,9 @@ class DatasetSpec:
     load: Callable[[Path], Dataset]
     description: str = ""
     variant: str = "train+test"
+    checksums: tuple[str, ...] = ()
+    """The SHA256 of the canonical files ``load`` verifies: recorded on every run (with a digest
+    of the loader's code) as the dataset's identity. Empty where the data ship in a library."""
 
 
 class JobContext(Protocol):
@@ -174,6 +177,9 @@ class MethodSpec:
     datasets it loaded (Ray keeps its workers): only for methods that hold no GPU memory and leave
     no framework state behind (scikit-learn, NumPy). False, the default, gives each job a fresh
     process, as the local executor always does."""
+    noise_labels: bool = False
+    """The method may leave points unclustered with label -1 (DBSCAN-like); those are scored as a
+    cluster of their own and counted (metric ``n_noise``). Without it, a -1 label is an error."""
 
     def param(self, name: str) -> Param:
         for p in self.params:

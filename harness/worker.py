@@ -31,15 +31,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness import metrics, worker_cache
+from harness import metrics, record, worker_cache
+from harness.contract import ContractError, check_labels, check_result
 from harness.data import default_cache_dir, default_data_dir
+from harness.identity import data_digest
 from harness.preprocess import prepare
 from harness.sweep import Job
+from harness.types import MethodSpec
 
-CURVE_PREFIX = "curve/"
-"""Step metrics from methods are logged under this prefix, apart from the final scores."""
-WARNINGS_TAG = "harness.warnings"
-"""The warnings a job's method raised, one per line (absent when there were none)."""
+CURVE_PREFIX = record.CURVE_PREFIX
+WARNINGS_TAG = record.WARNINGS
 MAX_WARNINGS = 20
 QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning)
 """Addressed to the developers of the libraries, not to the person reading the results."""
@@ -179,6 +180,8 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
     if np.shares_memory(x, dataset.images):  # the cached dataset outlives this job: a private copy
         x = x.copy()
 
+    received = _received(x, dataset.labels)  # before the method runs: it may change x in place
+
     seed_python_and_numpy(job.seed)
     contexts = [WorkerContext(conn, j, settings, dataset.labels) for j in jobs]
     start = time.perf_counter()
@@ -190,10 +193,17 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
     out = []
     for j, result in zip(jobs, results, strict=True):
         try:
-            out.append((j.run_key, _payload(j, result, dataset, runtime, len(jobs), raised)))
-        except ValueError as exc:
-            out.append((j.run_key, {"error": f"ValueError: {exc}", "traceback": traceback.format_exc()}))
+            payload = _payload(j, method, result, dataset, runtime, len(jobs), raised)
+            payload["tags"][record.DATA_DIGEST] = received["digest"]
+            out.append((j.run_key, payload | {"data": received}))
+        except ContractError as exc:
+            out.append((j.run_key, {"error": f"ContractError: {exc}", "traceback": traceback.format_exc()}))
     return out
+
+
+def _received(x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """What the method was given (after resizing and scaling), for the run record."""
+    return {"digest": data_digest(x, labels), "shape": list(x.shape), "dtype": str(x.dtype)}
 
 
 def method_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -214,11 +224,10 @@ def _call_method(
     """The method's results, one per job: ``fit_predict`` for one seed, else ``fit_predict_seeds``."""
     job = jobs[0]
     if len(jobs) == 1:
-        return [
-            method.fit_predict(
-                x, n_clusters=n_clusters, seed=job.seed, params=dict(job.params), context=contexts[0]
-            )
-        ]
+        result = method.fit_predict(
+            x, n_clusters=n_clusters, seed=job.seed, params=dict(job.params), context=contexts[0]
+        )
+        return [check_result(job.method, result)]
     if method.fit_predict_seeds is None:
         raise TypeError(f"method {job.method!r} cannot train several seeds at once")
     results = list(
@@ -227,29 +236,28 @@ def _call_method(
         )
     )
     if len(results) != len(jobs):
-        raise ValueError(f"method {job.method!r} returned {len(results)} results for {len(jobs)} seeds")
-    return results
+        raise ContractError(
+            f"method {job.method!r}: fit_predict_seeds returned {len(results)} results for {len(jobs)} seeds"
+        )
+    return [check_result(job.method, r) for r in results]
 
 
 def _payload(
-    job: Job, result: Any, dataset: Any, runtime: float, batched: int, raised: Sequence[str] = ()
+    job: Job,
+    method: MethodSpec,
+    result: Any,
+    dataset: Any,
+    runtime: float,
+    batched: int,
+    raised: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Score one job's labels and gather what the parent records for it."""
-    labels = np.asarray(result.labels)
-    if labels.shape != dataset.labels.shape:
-        raise ValueError(
-            f"method {job.method!r} returned {labels.shape} labels for {dataset.labels.shape[0]} samples"
-        )
-    integral = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.floating) and np.array_equal(labels, np.round(labels))
+    """Check one job's output against the contract, score its labels, gather what the parent records."""
+    checked = check_labels(
+        job.method, result.labels, len(dataset.labels), dataset.n_classes, noise=method.noise_labels
     )
-    if not integral:
-        # scored as given but stored as int64: 0.1 and 0.2 would be two clusters, then one
-        raise ValueError(
-            f"method {job.method!r} returned non-integer labels ({labels.dtype}, e.g. {labels.flat[0]!r})"
-        )
+    labels = checked.labels
     embedding = None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32)
-    raised = list(raised)
+    raised = [*raised, *checked.warnings]
     if embedding is not None and not np.isfinite(embedding).all():
         bad = int((~np.isfinite(embedding)).sum())
         raised.append(
@@ -264,20 +272,23 @@ def _payload(
     if batched > 1:
         # The seeds trained together: each run gets its share of the batch's wall time, so that
         # runtimes add up and compare with runs made one at a time; the batch's own is kept too.
-        tags["harness.batched_seeds"] = str(batched)
+        tags[record.BATCHED_SEEDS] = str(batched)
         timing = {"runtime_s": runtime / batched, "batch_runtime_s": runtime}
     if raised:
         # a batched task's warnings go to each of its seeds: the method raised them for the batch
         tags[WARNINGS_TAG] = "\n".join(raised)
     return {
-        "metrics": scores | timing | {"n_clusters_found": float(len(np.unique(labels)))},
+        "metrics": scores
+        | timing
+        | {"n_clusters_found": float(checked.n_found)}
+        | ({"n_noise": float(checked.n_noise)} if method.noise_labels else {}),
         "params": {
             "n_samples": len(labels),
             "n_clusters": dataset.n_classes,
             "scaling": dataset.scaling,
         },
         "tags": tags | {k: str(v) for k, v in result.tags.items()},
-        "labels": labels.astype(np.int64),
+        "labels": labels,
         "embedding": embedding,
         # with an embedding, the truth too: reports colour t-SNE plots by class without the dataset
         "labels_true": None if embedding is None else dataset.labels.astype(np.int64),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
+from harness.contract import check_dataset
 from harness.plugins import Registry, load_registry
 from harness.types import Dataset
 
@@ -36,14 +37,9 @@ def dataset(registry: Registry, name: str, root: Path) -> Dataset:
     if key in _datasets:
         _datasets.move_to_end(key)
         return _datasets[key]
-    spec = registry.dataset(name)
+    spec, provider = registry.datasets[name]
     loaded = spec.load(root)
-    if (loaded.variant, loaded.n_classes) != (spec.variant, spec.n_classes):
-        # the spec's values are what the run key, the parameters and the tables record
-        raise ValueError(
-            f"dataset plugin {name!r}: load() returned variant {loaded.variant!r} with {loaded.n_classes} "
-            f"classes, but its DatasetSpec says variant {spec.variant!r} with {spec.n_classes}"
-        )
+    check_dataset(provider.plugin, loaded, spec)  # what the method gets is what the spec declares
     loaded.images.setflags(write=False)
     loaded.labels.setflags(write=False)
     _datasets[key] = loaded

@@ -4,7 +4,8 @@
 (one init) on the data, so a sweep has a real mix of finished and failed runs. ``crash`` kills its
 own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress, and warns.
 ``stacked`` can train several seeds in one call (``--batch-seeds``) and tags each run with the
-call it was trained in and the GPUs it could see.
+call it was trained in and the GPUs it could see. ``breach`` breaks the output contract; ``noisy``
+declares noise labels and returns some.
 """
 
 from __future__ import annotations
@@ -70,6 +71,24 @@ def odd(x, *, n_clusters, seed, params, context):
     return MethodResult(labels=labels, embedding=embedding)
 
 
+def breach(x, *, n_clusters, seed, params, context):
+    """Breaks the output contract as asked: one cluster per sample, -1 labels, or a bare list."""
+    labels = _kmeans(x, n_clusters, seed)
+    if params["output"] == "one_per_sample":
+        return MethodResult(labels=np.arange(len(x)))
+    if params["output"] == "minus_one":
+        labels[:5] = -1
+        return MethodResult(labels=labels)
+    return list(labels)
+
+
+def noisy(x, *, n_clusters, seed, params, context):
+    """Declares noise labels and leaves the first 10 points unclustered."""
+    labels = _kmeans(x, n_clusters, seed)
+    labels[:10] = -1
+    return MethodResult(labels=labels)
+
+
 def stacked(x, *, n_clusters, seed, params, context):
     return stacked_seeds(x, n_clusters=n_clusters, seeds=[seed], params=params, contexts=[context])[0]
 
@@ -112,4 +131,18 @@ def harness_methods():
             ),
         ),
         MethodSpec("stacked", stacked, fit_predict_seeds=stacked_seeds, min_size=4),
+        MethodSpec(
+            "breach",
+            breach,
+            params=(
+                Param(
+                    "output",
+                    str,
+                    "list",
+                    "how to break the contract",
+                    choices=("one_per_sample", "minus_one", "list"),
+                ),
+            ),
+        ),
+        MethodSpec("noisy", noisy, noise_labels=True),
     ]
