@@ -15,14 +15,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _shared_data() -> Path:
+def shared_data_dir() -> Path:
+    """Where the real datasets are looked for (they may be absent)."""
     env = os.environ.get("HARNESS_TEST_DATA")
     return Path(env) if env else ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = _shared_data()
+    path = shared_data_dir()
     if not path.is_dir():
         pytest.skip(f"real datasets not found at {path} (set HARNESS_TEST_DATA)")
     return path
