@@ -107,7 +107,8 @@ class JobContext(Protocol):
     device: str
     """``"auto"`` (use a GPU when the framework sees one), ``"cpu"`` or ``"cuda"``/``"cuda:N"``."""
     cache_dir: Path
-    """A directory for expensive stages keyed by content (pretrained autoencoders, ...)."""
+    """A directory for expensive stages keyed by content (pretrained autoencoders, ...); one per
+    identity of the method's code, so an edit of the method never reuses a stage of the old code."""
     dataset: str
     input_size: int
     dry_run: bool

@@ -93,7 +93,9 @@ class WorkerContext:
         self._labels = labels
         self.seed = job.seed
         self.device = settings.device
-        self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        cache = Path(settings.cache_dir) if settings.cache_dir else default_cache_dir()
+        # a stage cached by an earlier version of the method's code is not this code's result
+        self.cache_dir = cache / f"code-{job.method_identity}" if job.method_identity else cache
         self.dataset = job.dataset
         self.input_size = job.input_size
         self.dry_run = settings.dry_run
@@ -173,6 +175,7 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
     job = jobs[0]
     registry = worker_cache.registry(settings.blocked_plugins, settings.extra_plugins)
     method = registry.method(job.method)
+    _check_identity(job, worker_cache.identity(registry, job.method, job.dataset))
 
     root = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
     dataset = worker_cache.dataset(registry, job.dataset, root)
@@ -199,6 +202,23 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[tuple[st
         except ContractError as exc:
             out.append((j.run_key, {"error": f"ContractError: {exc}", "traceback": traceback.format_exc()}))
     return out
+
+
+def _check_identity(job: Job, loaded: tuple[str, str, str]) -> None:
+    """The code this worker runs must be the code the run key names: a plugin edited while the
+    sweep ran, or a reused worker process (Ray) that imported an older version, would otherwise
+    record the old code's results under the new code's key."""
+    expected = (job.method_identity, job.dataset_identity, job.core_identity)
+    if not any(expected) or expected == loaded:
+        return  # jobs built by hand (tests, embedding programs) carry no identity to check
+    which = [
+        name for name, a, b in zip(("method", "dataset", "core"), expected, loaded, strict=True) if a != b
+    ]
+    raise ContractError(
+        f"the {' and '.join(which)} code loaded in this worker (pid {os.getpid()}) differs from the code "
+        "the sweep started with: it changed on disk during the sweep, or this process imported an older "
+        "version (restart the Ray cluster's workers); run the sweep again"
+    )
 
 
 def _received(x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from harness.contract import check_dataset
+from harness.identity import core_identity, dataset_identity, method_identity
 from harness.plugins import Registry, load_registry
 from harness.types import Dataset
 
@@ -21,6 +22,7 @@ MAX_DATASETS = 2
 
 _registries: dict[tuple[tuple[str, ...], tuple[str, ...]], Registry] = {}
 _datasets: OrderedDict[tuple[str, str], Dataset] = OrderedDict()
+_identities: dict[tuple[int, str, str], tuple[str, str, str]] = {}
 
 
 def registry(blocked: tuple[str, ...], extra_modules: tuple[str, ...]) -> Registry:
@@ -48,7 +50,22 @@ def dataset(registry: Registry, name: str, root: Path) -> Dataset:
     return loaded
 
 
+def identity(registry: Registry, method: str, dataset: str) -> tuple[str, str, str]:
+    """The identities of the code this process has loaded for ``method`` and ``dataset``, and of
+    the core, computed when first asked: a process reused across sweeps (Ray keeps its workers)
+    keeps the code it imported, even after the files on disk changed."""
+    key = (id(registry), method, dataset)
+    if key not in _identities:
+        _identities[key] = (
+            method_identity(*registry.methods[method]).digest,
+            dataset_identity(*registry.datasets[dataset]).digest,
+            core_identity(),
+        )
+    return _identities[key]
+
+
 def clear() -> None:
     """Forget everything (tests)."""
     _registries.clear()
     _datasets.clear()
+    _identities.clear()

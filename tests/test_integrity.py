@@ -278,3 +278,33 @@ def test_source_files_cover_the_whole_package_of_a_lazy_wrapper():
     assert {f.name for f in files} >= {"__init__.py"}
     assert all("__pycache__" not in f.parts for f in files)
     assert root == Path(harness_kmeans.__file__).parent.parent
+
+
+def test_a_reused_worker_with_older_code_refuses_a_job_keyed_to_newer_code(tmp_path, monkeypatch):
+    """As a Ray worker process kept between two sweeps would: it imported the plugin before the edit."""
+    from harness import worker, worker_cache
+    from harness.config import build_sweep
+    from harness.plugins import load_registry
+    from harness.sweep import expand
+    from harness.worker import WorkerSettings
+
+    path = _write_plugin(tmp_path, monkeypatch, name="reused_plugin")
+    settings = WorkerSettings(extra_plugins=("reused_plugin",))
+
+    def run_in_this_process():
+        registry = load_registry(extra_modules=["reused_plugin"])
+        (job,) = expand(build_sweep(registry, {}, {"methods": "mine", "seeds": "0"}), registry)
+        sent = []
+        sink = type("Sink", (), {"send": lambda self, m: sent.append(m), "close": lambda self: None})()
+        worker.run([job.to_dict()], settings, sink)
+        return sent[-1]
+
+    worker_cache.clear()
+    try:
+        assert run_in_this_process()[0] == "result"
+        path.write_text(path.read_text().replace("labels % 10", "labels % 3"))
+        kind, _, payload = run_in_this_process()
+        assert kind == "error"
+        assert "the method code loaded in this worker" in payload["error"] and "restart" in payload["error"]
+    finally:
+        worker_cache.clear()

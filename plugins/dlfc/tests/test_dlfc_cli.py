@@ -87,7 +87,7 @@ def test_rerun_hits_the_autoencoder_cache_and_reproduces_the_labels(dlfc_sweep):
     client, runs = _runs(uri)
     assert [r.data.tags["dlfc.ae_cache"] for r in runs] == ["miss", "hit"]
     assert runs[0].data.tags["harness.run_key"] == runs[1].data.tags["harness.run_key"]
-    assert len(list((tmp / "cache" / "dlfc").glob("ae-*.h5"))) == 1
+    assert len(list((tmp / "cache").glob("code-*/dlfc/ae-*.h5"))) == 1
     first, second = (np.load(client.download_artifacts(r.info.run_id, "labels.npy")) for r in runs)
     np.testing.assert_array_equal(first, second)
     # the cached run's pretraining curve is logged again
