@@ -368,16 +368,14 @@ def _executor(
     if sweep.executor == "local":
         yield LocalExecutor(settings, max_workers=args.jobs or 1, gpu_slots=gpu_slots)
         return
-    from harness.ray_executor import SHARED_PROCESS_FRAMEWORKS, RayExecutor
+    from harness.ray_executor import RayExecutor
 
     executor = RayExecutor(
         settings,
         address=sweep.ray_address,
         max_workers=args.jobs,
         gpus_per_job=args.gpus_per_job,
-        shared_process_methods=[
-            m for m in sweep.methods if registry.method(m).framework in SHARED_PROCESS_FRAMEWORKS
-        ],
+        shared_process_methods=[m for m in sweep.methods if registry.method(m).shares_process],
     )
     try:
         executor.connect()

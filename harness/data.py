@@ -1,8 +1,10 @@
-"""Where datasets live, and the check → download → re-check cycle that dataset plugins share.
+"""Where datasets live, the check → download → re-check cycle, and the base class dataset plugins share.
 
 The data directory is, in order: ``--data-dir``, the ``HARNESS_DATA_DIR`` environment variable,
 ``$XDG_CACHE_HOME/harness/data`` (``~/.cache/harness/data``). Each dataset keeps its canonical file
 names in a folder of its own there, so a copy of the canonical files can be used in place.
+A dataset plugin subclasses :class:`FileDataset` (as the built-ins do) or writes its own
+``fetch``/``load`` around :func:`ensure`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import UsageError
+from harness.types import Dataset, DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +145,51 @@ def ensure(dataset: str, resources: Sequence[Resource], root: Path, download_mis
         else:
             paths.append(verify(dataset, resource, root))
     return paths
+
+
+class FileDataset:
+    """A dataset read from canonical files under ``<data dir>/<folder>/``: the idiom of every built-in.
+
+    A subclass sets the class attributes, lists its files in :meth:`resources` and turns them into
+    a :class:`~harness.types.Dataset` in :meth:`read`; :meth:`spec` is what its
+    ``harness_datasets`` hook returns. Every load verifies the files first, and a read that does
+    not give ``n_samples`` samples fails, so the spec cannot drift from the data.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    n_classes: ClassVar[int]
+    image_shape: ClassVar[tuple[int, int, int]]
+    """Native (H, W, C)."""
+    n_samples: ClassVar[int]
+    variant: ClassVar[str] = "train+test"
+
+    def resources(self) -> list[Resource]:
+        """The canonical files, in the order :meth:`read` receives their paths (may be empty)."""
+        raise NotImplementedError
+
+    def read(self, paths: list[Path]) -> Dataset:
+        """The verified files (``resources()``' order) as images in [0, 1] and labels."""
+        raise NotImplementedError
+
+    def fetch(self, root: Path, download: bool = False) -> list[Path]:
+        return ensure(self.name, self.resources(), Path(root), download)
+
+    def load(self, root: Path) -> Dataset:
+        dataset = self.read(self.fetch(root, download=False))
+        if len(dataset.labels) != self.n_samples:
+            raise ValueError(f"{self.name}: read {len(dataset.labels)} samples, expected {self.n_samples}")
+        return dataset
+
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(
+            name=self.name,
+            n_classes=self.n_classes,
+            image_shape=self.image_shape,
+            n_samples=self.n_samples,
+            fetch=self.fetch,
+            load=self.load,
+            description=self.description,
+            variant=self.variant,
+            checksums=tuple(r.sha256[0] for r in self.resources()),
+        )

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,16 @@ def _unwrap(obj: Any) -> Any:
             return obj
 
 
+def _defining_module(obj: Any) -> str:
+    """The module of ``obj``; for a method bound to an instance, the module of the instance's class:
+    a dataset that subclasses :class:`harness.data.FileDataset` inherits ``load`` from the core, but
+    its data and its reading code are its own package's."""
+    owner = getattr(obj, "__self__", None)
+    if owner is not None and not isinstance(owner, ModuleType):
+        return (owner if isinstance(owner, type) else type(owner)).__module__
+    return getattr(_unwrap(obj), "__module__", None) or type(obj).__module__
+
+
 def source_files(obj: Any) -> tuple[Path, list[Path]]:
     """The files of the top-level package that holds ``obj`` (a function or a bound method).
 
@@ -64,7 +75,7 @@ def source_files(obj: Any) -> tuple[Path, list[Path]]:
     sibling module, so the whole package counts, data files such as checksum lists included. A
     plugin that is a single module (``--plugin my_module``) is that one file.
     """
-    module_name = getattr(_unwrap(obj), "__module__", None) or type(obj).__module__
+    module_name = _defining_module(obj)
     top = module_name.split(".")[0]
     package = sys.modules.get(top) or importlib.import_module(top)
     paths = [Path(p) for p in getattr(package, "__path__", [])]

@@ -6,9 +6,9 @@ asking for one CPU (and ``gpus_per_job`` GPUs). It runs exactly what a local wor
 points and progress go to the parent in batches through a small mailbox actor, and the outcome comes
 back as the task's return value. Workers never open the tracking store, so remote nodes need no
 access to it. Ray keeps its worker processes, so datasets loaded by one job are reused by the next
-(:mod:`harness.worker_cache`) — but only for methods of :data:`SHARED_PROCESS_FRAMEWORKS`: a job of
-any other framework (TensorFlow, PyTorch) gets a fresh process, as locally, so two frameworks never
-share one and GPU memory is given back when the job ends.
+(:mod:`harness.worker_cache`) — but only for methods that declare ``MethodSpec.shares_process``: a
+job of any other method (TensorFlow, PyTorch) gets a fresh process, as locally, so two frameworks
+never share one and GPU memory is given back when the job ends.
 
 Ray is imported only here, and only when this executor is chosen: it is an optional dependency
 (``pip install harness[ray]``).
@@ -36,9 +36,6 @@ from harness.sweep import Job
 
 OBJECT_STORE_BYTES = 512 * 1024**2
 """Object store of a local Ray instance: results are labels and embeddings, a few MB per job."""
-
-SHARED_PROCESS_FRAMEWORKS = frozenset({"scikit-learn", "numpy", "scipy"})
-"""Frameworks (``MethodSpec.framework``) whose jobs may run one after another in one Ray worker."""
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<port>\d{1,5})")
 VALID_ADDRESSES = "auto, HOST:PORT of a Ray head node (ray start --head prints it), or ray://HOST:PORT"

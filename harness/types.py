@@ -173,6 +173,11 @@ class MethodSpec:
     fit_predict_seeds: FitPredictSeeds | None = None
     """Optional: train several seeds at once (see :data:`FitPredictSeeds`); without it,
     ``--batch-seeds`` runs this method's seeds one at a time."""
+    shares_process: bool = False
+    """True where the method's jobs may run one after another in one worker process, reusing the
+    datasets it loaded (Ray keeps its workers): only for methods that hold no GPU memory and leave
+    no framework state behind (scikit-learn, NumPy). False, the default, gives each job a fresh
+    process, as the local executor always does."""
     noise_labels: bool = False
     """The method may leave points unclustered with label -1 (DBSCAN-like); those are scored as a
     cluster of their own and counted (metric ``n_noise``). Without it, a -1 label is an error."""

@@ -1,5 +1,6 @@
-"""Shared fixtures. Tests never download: real datasets come from ../shared/data (or
-$HARNESS_TEST_DATA) and tests that need them skip cleanly where they are absent."""
+"""Fixtures of the core's tests; those the plugins' tests share too are in
+``helpers/harness_test_fixtures.py``. ``helpers/`` is on sys.path (pyproject's ``pythonpath``), so
+its test plugins are importable here and in spawned workers."""
 
 from __future__ import annotations
 
@@ -8,41 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-HELPERS = Path(__file__).resolve().parent / "helpers"
-if str(HELPERS) not in sys.path:  # test plugins, importable by spawned workers too
-    sys.path.insert(0, str(HELPERS))
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("HARNESS_TEST_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    path = _shared_data()
-    if not path.is_dir():
-        pytest.skip(f"real datasets not found at {path} (set HARNESS_TEST_DATA)")
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory, monkeypatch):
-    """No test writes to the user's cache or reads their data dir by accident."""
-    base = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "cache"))
-    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
-    monkeypatch.delenv("HARNESS_CACHE_DIR", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-@pytest.fixture(scope="session")
-def registry():
-    from harness.plugins import load_registry
-
-    return load_registry()
 
 
 @pytest.fixture(scope="session")

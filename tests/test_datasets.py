@@ -13,8 +13,8 @@ from harness_datasets import COIL20, MNIST, USPS, Digits, FashionMNIST
 pytestmark = pytest.mark.data
 
 
-def test_digits_offline():
-    ds = Digits().load(root=None)
+def test_digits_offline(tmp_path):
+    ds = Digits().load(tmp_path)  # an empty data directory: nothing to fetch
     assert ds.images.shape == (1797, 8, 8, 1) and ds.images.dtype == np.float32
     assert ds.images.min() == 0.0 and ds.images.max() == 1.0
     assert np.bincount(ds.labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]

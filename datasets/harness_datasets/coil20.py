@@ -20,8 +20,7 @@ import numpy as np
 from PIL import Image
 
 from harness import Dataset
-from harness.data import DataError, Resource, ensure
-from harness_datasets._base import FileDataset
+from harness.data import DataError, FileDataset, Resource, ensure
 
 ZIP_URLS = ("https://www.cs.columbia.edu/CAVE/databases/SLAM_coil-20_coil-100/coil-20/coil-20-proc.zip",)
 FOLDER = "coil20/coil-20-proc"

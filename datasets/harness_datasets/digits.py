@@ -11,36 +11,28 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 
-from harness import Dataset, DatasetSpec
+from harness import Dataset
+from harness.data import FileDataset, Resource
 
 
-class Digits:
+class Digits(FileDataset):
     name = "digits"
     description = "scikit-learn's handwritten digits (bundled: works offline)"
+    n_classes = 10
+    image_shape = (8, 8, 1)
+    n_samples = 1_797
+    variant = "all"
 
-    def fetch(self, root: Path, download: bool = False) -> None:
-        """Nothing to fetch: the data ships inside scikit-learn."""
+    def resources(self) -> list[Resource]:
+        return []  # the data ships inside scikit-learn: nothing to fetch or verify
 
-    def load(self, root: Path) -> Dataset:
+    def read(self, paths: list[Path]) -> Dataset:
         bunch = load_digits()
-        images = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
         return Dataset(
             name=self.name,
-            images=images,
+            images=(bunch.images / 16.0).astype(np.float32)[..., np.newaxis],
             labels=bunch.target.astype(np.int64),
-            n_classes=10,
-            variant="all",
+            n_classes=self.n_classes,
+            variant=self.variant,
             scaling="counts/16",
-        )
-
-    def spec(self) -> DatasetSpec:
-        return DatasetSpec(
-            name=self.name,
-            n_classes=10,
-            image_shape=(8, 8, 1),
-            n_samples=1797,
-            fetch=self.fetch,
-            load=self.load,
-            description=self.description,
-            variant="all",
         )

@@ -13,8 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Dataset
-from harness.data import Resource
-from harness_datasets._base import FileDataset
+from harness.data import FileDataset, Resource
 
 _IDX_MAGIC = {1: 2049, 3: 2051}
 

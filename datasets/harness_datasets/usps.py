@@ -14,8 +14,7 @@ import h5py
 import numpy as np
 
 from harness import Dataset
-from harness.data import Resource
-from harness_datasets._base import FileDataset
+from harness.data import FileDataset, Resource
 
 
 class USPS(FileDataset):

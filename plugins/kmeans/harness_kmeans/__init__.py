@@ -57,6 +57,7 @@ def harness_methods() -> list[MethodSpec]:
             params=PARAMS,
             input="flat",
             framework="scikit-learn",
+            shares_process=True,  # no GPU, no framework state: Ray may reuse its workers
             description="k-means (k-means++, n_init=20) on the scaled pixels",
         )
     ]

@@ -2,7 +2,7 @@
 
 Synthetic data of MNIST's shape (70,000 × 28 × 28 × 1), resident on the device; on the GPU when
 torch sees one. Slow on a CPU (minutes):
-    pytest -m slow tests/test_dlfc_benchmark.py --benchmark-enable
+    pytest -m slow plugins/dlfc/tests/test_dlfc_benchmark.py --benchmark-enable
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from harness_dlfc import weights  # noqa: E402
 from harness_dlfc.autoencoders import ConvAutoencoder, build_autoencoder  # noqa: E402
 from harness_dlfc.weights import WeightsMismatchError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 Slow (about 5-8 minutes per seed on one CPU thread), so excluded by default::
 
-    pytest -m slow tests/test_dec_reproduction.py
+    pytest -m slow plugins/dec/tests/test_dec_reproduction.py
 
 Each runs the shipped sweep file through the CLI, five seeds, and checks the mean over seeds.
 A miss is a bug to find: an independent re-implementation of the protocol reached USPS
@@ -22,7 +22,7 @@ from harness.errors import ExitCode
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _final_scores(tmp: Path, experiment: str) -> tuple[np.ndarray, np.ndarray]:
