@@ -112,7 +112,8 @@ class MLPAutoencoder(nn.Module):
         h, w, c = input_shape
         self.input_shape = (h, w, c)
         self.description = (
-            f"MLP autoencoder, input {h}x{w}x{c}, K={n_clusters}, attention={attention}, include_layer={include_layer}"
+            f"MLP autoencoder, input {h}x{w}x{c}, K={n_clusters}, "
+            f"attention={attention}, include_layer={include_layer}"
         )
         widths = [h * w * c, *MLP_WIDTHS, *([include_layer] if include_layer else []), n_clusters]
         enc: list[nn.Module] = []

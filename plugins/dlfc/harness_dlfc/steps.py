@@ -63,7 +63,9 @@ class GraphedStep:
     by the next replay: read it (or queue work on it) before the next call.
     """
 
-    def __init__(self, step: Step, example_inputs: Sequence[Tensor], state: Sequence[Tensor], warmup: int = 3) -> None:
+    def __init__(
+        self, step: Step, example_inputs: Sequence[Tensor], state: Sequence[Tensor], warmup: int = 3
+    ) -> None:
         self.step = step
         self.inputs = [t.detach().clone() for t in example_inputs]
         saved = [t.detach().clone() for t in state]
