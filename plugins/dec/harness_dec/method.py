@@ -74,7 +74,6 @@ def fit_predict_seeds(
         base["dec.seed_batch"] = ",".join(map(str, seeds))
     tags = [base | {"determinism.seed": str(s)} for s in seeds]
 
-    import keras
     from keras import ops
 
     from harness_dec import stacked

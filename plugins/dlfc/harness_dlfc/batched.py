@@ -131,7 +131,7 @@ def pretrain_stacked(
             total += losses * batch.shape[1]
             seen += batch.shape[1]
         epoch_losses = (total / seen).tolist()
-        for curve, loss in zip(history, epoch_losses):
+        for curve, loss in zip(history, epoch_losses, strict=True):
             curve.append(loss)
         if on_epoch is not None:
             on_epoch(epoch, epoch_losses)

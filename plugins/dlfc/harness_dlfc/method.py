@@ -199,11 +199,11 @@ def fit_predict_seeds(
     if params["ae_weights"] is None:
         curves = _cached_or_pretrained_seeds(models, tags, data, x, seeds, params, contexts)
     timings["pretrain"] = time.perf_counter() - start
-    for model, t, curve, seed in zip(models, tags, curves, seeds):
+    for model, t, curve, seed in zip(models, tags, curves, seeds, strict=True):
         t |= _reconstruction_tags(model, data, curve, seed, params, dry)
 
     start = time.perf_counter()
-    kmeans = [_kmeans(model, data, n_clusters, seed, dry) for model, seed in zip(models, seeds)]
+    kmeans = [_kmeans(model, data, n_clusters, seed, dry) for model, seed in zip(models, seeds, strict=True)]
     centres = torch.from_numpy(np.stack([k.cluster_centers_ for k in kmeans]).astype(np.float32)).to(device)
     timings["kmeans"] = time.perf_counter() - start
 
@@ -235,7 +235,7 @@ def fit_predict_seeds(
 
     results = []
     batch_tags = {"dlfc.batched_seeds": str(len(seeds)), "dlfc.batched_with": ",".join(map(str, seeds))}
-    for model, t, outcome, km, context in zip(models, tags, outcomes, kmeans, contexts):
+    for model, t, outcome, km, context in zip(models, tags, outcomes, kmeans, contexts, strict=True):
         model.eval()
         embedding = encode_all(model.encode, data).cpu().numpy().astype(np.float32)
         context.progress(total, total, "done")
@@ -401,10 +401,10 @@ def _cached_or_pretrained_seeds(
     contexts: Sequence[JobContext],
 ) -> list[list[float]]:
     """:func:`_cached_or_pretrained` for several seeds: cached ones load, the rest pretrain stacked."""
-    paths = [_cache_path(x, ctx, seed, params) for ctx, seed in zip(contexts, seeds)]
+    paths = [_cache_path(x, ctx, seed, params) for ctx, seed in zip(contexts, seeds, strict=True)]
     curves: list[list[float]] = []
     todo = []
-    for i, (model, path, context) in enumerate(zip(models, paths, contexts)):
+    for i, (model, path, context) in enumerate(zip(models, paths, contexts, strict=True)):
         cached = _load_cached(model, path, context)
         tags[i] |= {"dlfc.ae_cache": "miss" if cached is None else "hit", "dlfc.ae_cache_file": str(path)}
         curves.append(cached or [])
@@ -416,7 +416,7 @@ def _cached_or_pretrained_seeds(
     epochs = 1 if dry else params["ae_iterations"]
 
     def on_epoch(epoch: int, losses: list[float]) -> None:
-        for i, loss in zip(todo, losses):
+        for i, loss in zip(todo, losses, strict=True):
             contexts[i].log_metric("pretrain_loss", loss, epoch)
             contexts[i].progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
 
@@ -430,7 +430,7 @@ def _cached_or_pretrained_seeds(
         max_batches=1 if dry else None,
         on_epoch=on_epoch,
     )
-    for i, curve in zip(todo, history):
+    for i, curve in zip(todo, history, strict=True):
         curves[i] = list(curve)
         if not dry:  # one batch is no autoencoder: never cache it
             weights.save(models[i], paths[i], pretrain_loss=np.asarray(curve, dtype=np.float64))

@@ -90,7 +90,7 @@ def _load_keras(model: nn.Module, fh: h5py.File, path: Path) -> None:
             f"the model ({describe(model)}) expects {len(ours)} ({', '.join(n for n, _ in ours)})"
         )
     state: dict[str, torch.Tensor] = {}
-    for (their_name, arrays), (our_name, module) in zip(theirs, ours):
+    for (their_name, arrays), (our_name, module) in zip(theirs, ours, strict=True):
         if len(arrays) != 2:
             raise WeightsMismatchError(
                 f"weights file {str(path)!r}: layer {their_name!r} has {len(arrays)} arrays, expected kernel and bias"
