@@ -48,6 +48,7 @@ PARAMS = (
         None,
         "autoencoder learning rate; none = the preset's (SGD 1.0, Adam 0.001)",
         low=0,
+        low_inclusive=False,
         nullable=True,
     ),
     Param(
@@ -76,7 +77,7 @@ PARAMS = (
         low=0,
         high=1,
     ),
-    Param("lr", float, 0.01, "clustering-phase SGD learning rate (momentum 0.9)", low=0),
+    Param("lr", float, 0.01, "clustering-phase SGD learning rate (momentum 0.9)", low=0, low_inclusive=False),
     Param(
         "order",
         str,

@@ -55,6 +55,7 @@ PARAMS = (
         "SGD (momentum 0.9) learning rate of the autoencoder *pretraining*; the clustering phase "
         "always uses 0.01, as in the seed. README: 1 without attention, 0.1 with it",
         low=0,
+        low_inclusive=False,
     ),
     Param(
         "cluster_iterations",
