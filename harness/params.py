@@ -28,11 +28,12 @@ def describe(p: Param) -> str:
     else:
         text = {int: "an integer", float: "a number", str: "a string"}[p.type]
         if p.low is not None and p.high is not None:
-            text += f" in [{p.low:g}, {p.high:g}]"
+            left, right = "[" if p.low_inclusive else "(", "]" if p.high_inclusive else ")"
+            text += f" in {left}{p.low:g}, {p.high:g}{right}"
         elif p.low is not None:
-            text += f" >= {p.low:g}"
+            text += f" {'>=' if p.low_inclusive else '>'} {p.low:g}"
         elif p.high is not None:
-            text += f" <= {p.high:g}"
+            text += f" {'<=' if p.high_inclusive else '<'} {p.high:g}"
     return text + (" or none" if p.nullable else "")
 
 
@@ -85,9 +86,15 @@ def coerce(method: str, p: Param, value: Any) -> Any:
         number = float(number)
         if not math.isfinite(number):
             raise _fail(method, p, value)
-    if (p.low is not None and number < p.low) or (p.high is not None and number > p.high):
+    if not _within(p, number):
         raise _fail(method, p, value)
     return number
+
+
+def _within(p: Param, number: float) -> bool:
+    if p.low is not None and (number < p.low if p.low_inclusive else number <= p.low):
+        return False
+    return p.high is None or (number <= p.high if p.high_inclusive else number < p.high)
 
 
 def _parse_int(text: str) -> int:

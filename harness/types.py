@@ -31,7 +31,9 @@ class Param:
     """One tunable parameter of a method, validated by the core before any job runs.
 
     ``default=None`` with ``nullable=True`` means "unset" (say, no pretrained weights file).
-    ``low``/``high`` bound numbers (inclusive); ``choices`` restricts strings.
+    ``low``/``high`` bound numbers, inclusive unless ``low_inclusive``/``high_inclusive`` is
+    False: a learning rate is ``low=0, low_inclusive=False`` (> 0, since 0 would never train),
+    a share of labels ``low=0, high=1`` ([0, 1]). ``choices`` restricts strings.
     """
 
     name: str
@@ -41,6 +43,8 @@ class Param:
     choices: tuple[str, ...] | None = None
     low: float | None = None
     high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
     nullable: bool = False
     in_run_key: bool = True
     """False for settings that cannot change the result (thread counts, ...): a job that differs

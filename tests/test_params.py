@@ -73,3 +73,48 @@ def test_resolve_fills_defaults_and_names_unknown_parameters():
         match="has no parameter 'max_iter' \\(did you mean 'maxiter'\\?\\); its parameters: maxiter, tol",
     ):
         resolve(SPEC, {"max_iter": 5})
+
+
+OPEN = {
+    "lr": Param("lr", float, 0.01, "learning rate", low=0, low_inclusive=False),
+    "momentum": Param("momentum", float, 0.9, "momentum", low=0, high=1, high_inclusive=False),
+    "share": Param("share", float, 0.5, "share", low=0, high=1, low_inclusive=False, high_inclusive=False),
+    "below": Param("below", int, 1, "count", high=10, high_inclusive=False),
+    "pretrain_lr": Param("pretrain_lr", float, None, "rate", low=0, low_inclusive=False, nullable=True),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "message"),
+    [
+        ("lr", 0, "parameter 'lr' must be a number > 0, got 0"),
+        ("lr", "0", "must be a number > 0, got '0'"),
+        ("lr", -1e-3, "must be a number > 0, got -0.001"),
+        ("momentum", 1, "must be a number in \\[0, 1\\), got 1"),
+        ("share", 0.0, "must be a number in \\(0, 1\\), got 0.0"),
+        ("share", "1", "must be a number in \\(0, 1\\), got '1'"),
+        ("below", 10, "must be an integer < 10, got 10"),
+        ("pretrain_lr", 0, "must be a number > 0 or none, got 0"),
+    ],
+)
+def test_a_value_at_an_open_bound_is_refused_with_the_rule(name, given, message):
+    with pytest.raises(UsageError, match=message):
+        coerce("toy", OPEN[name], given)
+
+
+@pytest.mark.parametrize(
+    ("param", "given", "expected"),
+    [
+        (SPEC.param("tol"), 0, 0.0),  # closed on both sides: both bounds are valid values
+        (SPEC.param("tol"), "1", 1.0),
+        (SPEC.param("maxiter"), 1, 1),
+        (OPEN["momentum"], 0, 0.0),  # the closed side of a half-open interval
+        (OPEN["lr"], 1e-12, 1e-12),  # just inside an open bound
+        (OPEN["share"], 0.999, 0.999),
+        (OPEN["below"], 9, 9),
+        (OPEN["pretrain_lr"], "none", None),
+    ],
+)
+def test_a_value_at_a_closed_bound_or_inside_an_open_one_is_accepted(param, given, expected):
+    value = coerce("toy", param, given)
+    assert value == expected and type(value) is type(expected)

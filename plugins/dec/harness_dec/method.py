@@ -40,7 +40,12 @@ def fit_predict(
 
 
 def fit_predict_seeds(
-    x: np.ndarray, *, n_clusters: int, seeds: Sequence[int], params: dict[str, Any], contexts: Sequence[JobContext]
+    x: np.ndarray,
+    *,
+    n_clusters: int,
+    seeds: Sequence[int],
+    params: dict[str, Any],
+    contexts: Sequence[JobContext],
 ) -> list[MethodResult]:
     """DEC for several seeds of one configuration at once, as one stacked model (``harness run
     --batch-seeds``); seed ``seeds[i]`` logs to ``contexts[i]`` and gets ``results[i]``.
@@ -69,7 +74,6 @@ def fit_predict_seeds(
         base["dec.seed_batch"] = ",".join(map(str, seeds))
     tags = [base | {"determinism.seed": str(s)} for s in seeds]
 
-    import keras
     from keras import ops
 
     from harness_dec import stacked
@@ -89,10 +93,19 @@ def fit_predict_seeds(
     caches: dict[int, tuple[AECache, dict[str, Any]]] = {}  # position -> (cache, its key fields)
     for i, s in enumerate(seeds):
         fields = {
-            "dataset": context.dataset, "input_size": context.input_size, "n": n, "d": dim, "seed": s,
-            "hidden": list(hidden), "init": resolved.init, "optimizer": resolved.pretrain_optimizer,
-            "lr": resolved.pretrain_lr, "momentum": 0.9 if resolved.pretrain_optimizer == "sgd" else None,
-            "epochs": resolved.pretrain_epochs, "batch_size": batch_size, "backend": backend,
+            "dataset": context.dataset,
+            "input_size": context.input_size,
+            "n": n,
+            "d": dim,
+            "seed": s,
+            "hidden": list(hidden),
+            "init": resolved.init,
+            "optimizer": resolved.pretrain_optimizer,
+            "lr": resolved.pretrain_lr,
+            "momentum": 0.9 if resolved.pretrain_optimizer == "sgd" else None,
+            "epochs": resolved.pretrain_epochs,
+            "batch_size": batch_size,
+            "backend": backend,
         }
         if ae_weights is not None:
             aes[i].load_weights(Path(ae_weights).expanduser())
@@ -117,8 +130,14 @@ def fit_predict_seeds(
         rows = min(batch_size, n) if context.dry_run else n
         epochs = 1 if context.dry_run else resolved.pretrain_epochs
         trained, histories = pretrain(
-            backend, [aes[i].get_weights() for i in train], x_dev[:rows], resolved, batch_size, epochs,
-            [seeds[i] for i in train], [contexts[i] for i in train],
+            backend,
+            [aes[i].get_weights() for i in train],
+            x_dev[:rows],
+            resolved,
+            batch_size,
+            epochs,
+            [seeds[i] for i in train],
+            [contexts[i] for i in train],
         )
         for i, weights, history in zip(train, trained, histories, strict=True):
             aes[i].set_weights(weights)
@@ -139,7 +158,9 @@ def fit_predict_seeds(
     # otherwise make k-means on 1,797 points take seconds.
     limit = threadpool_limits(params["threads"]) if params["threads"] else contextlib.nullcontext()
     with limit:
-        centres, labels_init = _kmeans(embedding, seeds, n_clusters, 1 if context.dry_run else params["n_init"])
+        centres, labels_init = _kmeans(
+            embedding, seeds, n_clusters, 1 if context.dry_run else params["n_init"]
+        )
 
     # ---- stage 3: self-training on the target distribution -----------------------------------
     start = time.perf_counter()
@@ -151,9 +172,17 @@ def fit_predict_seeds(
         orders = np.stack([np.random.default_rng(s).permutation(n) for s in seeds]).astype(np.int32)
     params_dev = [*enc, ops.convert_to_tensor(np.stack(centres))]
     labels, stopped, iterations, params_dev = self_train(
-        backend, params_dev, x_dev, np.stack(labels_init), interval=resolved.update_interval,
-        maxiter=1 if context.dry_run else params["maxiter"], tol=params["tol"], lr=params["lr"],
-        batch_size=batch_size, contexts=contexts, orders=orders,
+        backend,
+        params_dev,
+        x_dev,
+        np.stack(labels_init),
+        interval=resolved.update_interval,
+        maxiter=1 if context.dry_run else params["maxiter"],
+        tol=params["tol"],
+        lr=params["lr"],
+        batch_size=batch_size,
+        contexts=contexts,
+        orders=orders,
     )
     cluster_s = f"{time.perf_counter() - start:.1f}"
     embedding = _over_rows(embed, params_dev[:-1], x_dev, n, len(seeds))
@@ -192,8 +221,14 @@ def initial_autoencoders(seeds: Sequence[int], dim: int, hidden: Sequence[int], 
 
 
 def pretrain(
-    backend: str, weights: Sequence[Sequence[np.ndarray]], x_dev: Any, resolved: presets.Resolved, batch_size: int,
-    epochs: int, seeds: Sequence[int], contexts: Sequence[JobContext],
+    backend: str,
+    weights: Sequence[Sequence[np.ndarray]],
+    x_dev: Any,
+    resolved: presets.Resolved,
+    batch_size: int,
+    epochs: int,
+    seeds: Sequence[int],
+    contexts: Sequence[JobContext],
 ) -> tuple[list[list[np.ndarray]], list[list[float]]]:
     """End-to-end MSE training of the whole autoencoders, shuffled batches (DEC-keras' ``pretrain``,
     which was Keras ``fit(shuffle=True)``); returns each seed's weights and loss per epoch.
@@ -208,7 +243,9 @@ def pretrain(
     from harness_dec import stacked
 
     # SGD(lr, momentum 0.9), or Keras' Adam defaults (epsilon 1e-7, as Keras >= 2.1.3 that DEC-keras ran on)
-    optimizer, run = stacked.runner(backend, stacked.mse_loss, resolved.pretrain_optimizer, resolved.pretrain_lr, False)
+    optimizer, run = stacked.runner(
+        backend, stacked.mse_loss, resolved.pretrain_optimizer, resolved.pretrain_lr, False
+    )
     params = [ops.convert_to_tensor(w) for w in stacked.stack(weights)]
     opt_vars = optimizer.init(params)
     n, count = int(x_dev.shape[0]), len(seeds)
@@ -229,7 +266,9 @@ def pretrain(
         idx, w = clustering.epoch_batches(np.stack([rng.permutation(n) for rng in rngs]), batch_size)
         if w_dev is None:
             w_dev = ops.convert_to_tensor(w)
-        params, opt_vars, loss_sum, _ = run(params, opt_vars, active, (x_dev,), ops.convert_to_tensor(idx), w_dev)
+        params, opt_vars, loss_sum, _ = run(
+            params, opt_vars, active, (x_dev,), ops.convert_to_tensor(idx), w_dev
+        )
         if pending is not None:  # read the previous epoch's loss while this one runs
             log(epoch - 1, pending)
         pending = loss_sum
@@ -239,8 +278,18 @@ def pretrain(
 
 
 def self_train(
-    backend: str, params: list, x_dev: Any, labels_init: np.ndarray, *, interval: int, maxiter: int, tol: float,
-    lr: float, batch_size: int, contexts: Sequence[JobContext], orders: np.ndarray | None = None,
+    backend: str,
+    params: list,
+    x_dev: Any,
+    labels_init: np.ndarray,
+    *,
+    interval: int,
+    maxiter: int,
+    tol: float,
+    lr: float,
+    batch_size: int,
+    contexts: Sequence[JobContext],
+    orders: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[str], list[int], list]:
     """DEC-keras' clustering loop for S stacked seeds; returns per seed (labels of its last target
     update, why it stopped, its last iteration) and the final parameters.
@@ -283,7 +332,11 @@ def self_train(
         steps = min(interval, maxiter - iteration)
         idx, w = clustering.sequential_batches(iteration, steps, batch_size, n, orders, count)
         params, opt_vars, _, loss_dev = run(
-            params, opt_vars, ops.convert_to_tensor(active), (x_dev, p_flat), ops.convert_to_tensor(idx),
+            params,
+            opt_vars,
+            ops.convert_to_tensor(active),
+            (x_dev, p_flat),
+            ops.convert_to_tensor(idx),
             ops.convert_to_tensor(w),
         )
         last_loss = np.where(active, ops.convert_to_numpy(loss_dev), last_loss)
@@ -298,7 +351,13 @@ def _kmeans(embedding: np.ndarray, seeds: Sequence[int], n_clusters: int, n_init
     centres, labels = [], []
     for i, s in enumerate(seeds):
         kmeans = KMeans(
-            n_clusters, init="k-means++", n_init=n_init, max_iter=300, tol=1e-4, algorithm="lloyd", random_state=s,
+            n_clusters,
+            init="k-means++",
+            n_init=n_init,
+            max_iter=300,
+            tol=1e-4,
+            algorithm="lloyd",
+            random_state=s,
         )  # sklearn 0.19's defaults spelled out (its 'auto' ran elkan: same fixed points, other speed)
         labels.append(kmeans.fit_predict(embedding[i]))
         centres.append(kmeans.cluster_centers_.astype(np.float32))
@@ -321,4 +380,6 @@ def _over_rows(fn: Any, params: list, x_dev: Any, n: int, count: int) -> np.ndar
     """``fn`` over all rows, as one host array (S, N, ...)."""
     from keras import ops
 
-    return np.concatenate([ops.convert_to_numpy(part) for part in _chunks(fn, params, x_dev, n, count)], axis=1)
+    return np.concatenate(
+        [ops.convert_to_numpy(part) for part in _chunks(fn, params, x_dev, n, count)], axis=1
+    )

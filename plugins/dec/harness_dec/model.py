@@ -27,7 +27,9 @@ def initializer(name: str) -> keras.initializers.Initializer:
     raise ValueError(f"dec: unknown init {name!r}; valid: 'glorot_uniform', 'variance_scaling'")
 
 
-def autoencoder(input_dim: int, hidden: Sequence[int] = HIDDEN, init: str = "glorot_uniform") -> tuple[keras.Model, keras.Model]:
+def autoencoder(
+    input_dim: int, hidden: Sequence[int] = HIDDEN, init: str = "glorot_uniform"
+) -> tuple[keras.Model, keras.Model]:
     """The symmetric autoencoder [D, *hidden] and its encoder, with DEC-keras' layer names.
 
     ReLU inside; the embedding (``encoder_3``) and the reconstruction (``decoder_0``) are linear.
@@ -38,11 +40,16 @@ def autoencoder(input_dim: int, hidden: Sequence[int] = HIDDEN, init: str = "glo
     last = len(hidden) - 1
     for i, units in enumerate(hidden):
         h = layers.Dense(
-            units, activation=None if i == last else "relu", kernel_initializer=initializer(init), name=f"encoder_{i}"
+            units,
+            activation=None if i == last else "relu",
+            kernel_initializer=initializer(init),
+            name=f"encoder_{i}",
         )(h)
     z = h
     for i in range(last, 0, -1):
-        h = layers.Dense(hidden[i - 1], activation="relu", kernel_initializer=initializer(init), name=f"decoder_{i}")(h)
+        h = layers.Dense(
+            hidden[i - 1], activation="relu", kernel_initializer=initializer(init), name=f"decoder_{i}"
+        )(h)
     out = layers.Dense(input_dim, kernel_initializer=initializer(init), name="decoder_0")(h)
     return keras.Model(x, out, name="autoencoder"), keras.Model(x, z, name="encoder")
 

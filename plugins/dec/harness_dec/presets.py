@@ -91,7 +91,11 @@ def resolve(params: Mapping[str, Any], dataset: str) -> Resolved:
     optimizer = pick("pretrain_optimizer")
     lr = params.get("pretrain_lr")
     if lr is None:
-        lr = base.pretrain_lr if optimizer == base.pretrain_optimizer else {"sgd": 1.0, "adam": 1e-3}[optimizer]
+        lr = (
+            base.pretrain_lr
+            if optimizer == base.pretrain_optimizer
+            else {"sgd": 1.0, "adam": 1e-3}[optimizer]
+        )
     return Resolved(
         preset=name,
         init=pick("init"),

@@ -82,7 +82,9 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def configure(backend: str, device: str, threads: int | None, deterministic: bool, seed: int) -> dict[str, str]:
+def configure(
+    backend: str, device: str, threads: int | None, deterministic: bool, seed: int
+) -> dict[str, str]:
     """Apply device, thread and determinism settings, seed Keras, and return tags describing them."""
     with _native_stderr_silenced():
         import keras
@@ -100,7 +102,10 @@ def configure(backend: str, device: str, threads: int | None, deterministic: boo
             torch.set_num_threads(threads)
         if deterministic:
             torch.use_deterministic_algorithms(True)
-        tags |= {"version.torch": torch.__version__, "device": "cuda" if torch.cuda.is_available() and device != "cpu" else "cpu"}
+        tags |= {
+            "version.torch": torch.__version__,
+            "device": "cuda" if torch.cuda.is_available() and device != "cpu" else "cpu",
+        }
         tags["dec.threads"] = str(torch.get_num_threads())
     else:
         import jax
@@ -171,7 +176,9 @@ def _configure_tensorflow(device: str, threads: int | None, deterministic: bool)
 # ---- the few things Keras leaves to each framework: gradients, loops, compilation -------------
 
 
-def value_and_grad(backend: str, fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[tuple[Any, Any], list]]:
+def value_and_grad(
+    backend: str, fn: Callable[..., tuple[Any, Any]]
+) -> Callable[..., tuple[tuple[Any, Any], list]]:
     """``fn(params, *args) -> (scalar, aux)`` as ``(params, *args) -> ((scalar, aux), grads)``."""
     if backend == "jax":
         import jax

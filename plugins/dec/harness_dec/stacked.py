@@ -117,8 +117,15 @@ class Optimizer:
     always take their pretraining steps together).
     """
 
-    def __init__(self, kind: str, lr: float, momentum: float = 0.9, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7) -> None:
+    def __init__(
+        self,
+        kind: str,
+        lr: float,
+        momentum: float = 0.9,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
         if kind not in ("sgd", "adam"):
             raise ValueError(f"dec: unknown optimizer {kind!r}")
         self.kind, self.lr, self.momentum = kind, lr, momentum
@@ -138,7 +145,9 @@ class Optimizer:
         step = state[0] + 1.0
         alpha = self.lr * ops.sqrt(1.0 - ops.power(self.beta_2, step)) / (1.0 - ops.power(self.beta_1, step))
         ms = [m + (g - m) * (1.0 - self.beta_1) for m, g in zip(state[1 : k + 1], grads, strict=True)]
-        vs = [v + (ops.square(g) - v) * (1.0 - self.beta_2) for v, g in zip(state[k + 1 :], grads, strict=True)]
+        vs = [
+            v + (ops.square(g) - v) * (1.0 - self.beta_2) for v, g in zip(state[k + 1 :], grads, strict=True)
+        ]
         new = [p - alpha * m / (ops.sqrt(v) + self.epsilon) for p, m, v in zip(params, ms, vs, strict=True)]
         return new, [step, *ms, *vs]
 
@@ -151,7 +160,9 @@ def _masked(active: Any, new: Any, old: Any) -> Any:
     return ops.where(mask, new, old)
 
 
-def make_runner(backend: str, loss: Callable[..., Any], optimizer: Optimizer, masked: bool) -> Callable[..., Any]:
+def make_runner(
+    backend: str, loss: Callable[..., Any], optimizer: Optimizer, masked: bool
+) -> Callable[..., Any]:
     """A compiled ``run(params, opt_vars, active, data, idx, w)`` that takes ``len(idx)`` steps.
 
     ``idx`` (T, S, B) int32 and ``w`` (T, S, B) float32 give each step's rows per seed; ``data``
@@ -189,7 +200,9 @@ def _summed(per_seed: Any) -> tuple[Any, Any]:
 
 
 @functools.cache
-def runner(backend: str, loss: Callable[..., Any], kind: str, lr: float, masked: bool) -> tuple[Optimizer, Callable[..., Any]]:
+def runner(
+    backend: str, loss: Callable[..., Any], kind: str, lr: float, masked: bool
+) -> tuple[Optimizer, Callable[..., Any]]:
     """:func:`make_runner` with a fresh :class:`Optimizer`, compiled once per process per setting."""
     optimizer = Optimizer(kind, lr)
     return optimizer, make_runner(backend, loss, optimizer, masked)

@@ -83,6 +83,8 @@ def test_spec_declares_dec_keras_cli_parameters():
         ),
         ({"pretrain_epochs": 0}, "parameter 'pretrain_epochs' must be an integer >= 1 or none, got 0"),
         ({"tol": 2}, "parameter 'tol' must be a number in \\[0, 1\\], got 2"),
+        ({"lr": 0}, "parameter 'lr' must be a number > 0, got 0"),
+        ({"pretrain_lr": "0"}, "parameter 'pretrain_lr' must be a number > 0 or none, got '0'"),
         (
             {"init": "he_normal"},
             "parameter 'init' must be one of 'auto', 'glorot_uniform', 'variance_scaling'",
@@ -97,6 +99,19 @@ def test_bad_values_name_the_value_and_the_valid_ones(given, message):
     (spec,) = harness_methods()
     with pytest.raises(UsageError, match=message):
         resolve_params(spec, given)
+
+
+@pytest.mark.parametrize("flag", ["dec.lr=0", "dec.pretrain_lr=0"])
+def test_a_learning_rate_of_zero_is_a_usage_error_before_anything_runs(tmp_path, capsys, flag):
+    # a learning rate of 0 would train nothing and still spend the full time (--dry-run: if the
+    # check ever goes, this test fails in seconds instead of training)
+    from harness.cli import main
+
+    argv = ["run", "--tracking-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "--methods", "dec"]
+    assert main([*argv, "--datasets", "digits", "--dry-run", "--param", flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: ") and "must be a number > 0" in err and "\n" not in err
+    assert not (tmp_path / "store").exists()
 
 
 def test_registering_the_plugin_does_not_import_keras():

@@ -27,28 +27,69 @@ from harness import JobContext, MethodResult, MethodSpec, Param, hookimpl
 MODES = ("cae", "dae", "ae")
 
 PARAMS = (
-    Param("mode", str, "cae",
-          "autoencoder: 'cae' convolutional (the README's), 'dae' the seed's older name for the same "
-          "network (it adds no noise), 'ae' DEC's MLP [D, 500, 500, 2000, K]", choices=MODES),
+    Param(
+        "mode",
+        str,
+        "cae",
+        "autoencoder: 'cae' convolutional (the README's), 'dae' the seed's older name for the same "
+        "network (it adds no noise), 'ae' DEC's MLP [D, 500, 500, 2000, K]",
+        choices=MODES,
+    ),
     Param("attention", bool, False, "gate the embedding: z * softmax(W z + b)"),
-    Param("include_layer", int, None, "extra hidden width before the embedding (mode 'ae' only)",
-          low=1, nullable=True),
+    Param(
+        "include_layer",
+        int,
+        None,
+        "extra hidden width before the embedding (mode 'ae' only)",
+        low=1,
+        nullable=True,
+    ),
     Param("batch_size", int, 256, "mini-batch size of pretraining and clustering", low=1),
-    Param("ae_iterations", int, 300, "autoencoder pretraining epochs (ignored when ae_weights is given)", low=1),
-    Param("learning_rate", float, 1.0,
-          "SGD (momentum 0.9) learning rate of the autoencoder *pretraining*; the clustering phase "
-          "always uses 0.01, as in the seed. README: 1 without attention, 0.1 with it", low=0),
-    Param("cluster_iterations", int, 15000, "maximum clustering mini-batch iterations (README runs: 20000)", low=1),
+    Param(
+        "ae_iterations", int, 300, "autoencoder pretraining epochs (ignored when ae_weights is given)", low=1
+    ),
+    Param(
+        "learning_rate",
+        float,
+        1.0,
+        "SGD (momentum 0.9) learning rate of the autoencoder *pretraining*; the clustering phase "
+        "always uses 0.01, as in the seed. README: 1 without attention, 0.1 with it",
+        low=0,
+        low_inclusive=False,
+    ),
+    Param(
+        "cluster_iterations",
+        int,
+        15000,
+        "maximum clustering mini-batch iterations (README runs: 20000)",
+        low=1,
+    ),
     Param("interval_updation", int, 140, "iterations between target-distribution updates", low=1),
-    Param("tolerance_threshold", float, 0.001,
-          "stop when fewer than this fraction of labels changed between two target updates", low=0, high=1),
-    Param("ae_weights", str, None,
-          "pretrained autoencoder weights: the authors' Keras .h5 or this plugin's own .h5 "
-          "(skips pretraining; must match mode, attention, input size and K)", nullable=True),
-    Param("stack_seeds", str, "auto",
-          "with --batch-seeds: 'always' trains the seeds as one stacked model (vmap), 'never' one "
-          "after another in the worker, 'auto' stacks on a GPU only (on a CPU stacking is slower)",
-          choices=("auto", "always", "never"), in_run_key=False),
+    Param(
+        "tolerance_threshold",
+        float,
+        0.001,
+        "stop when fewer than this fraction of labels changed between two target updates",
+        low=0,
+        high=1,
+    ),
+    Param(
+        "ae_weights",
+        str,
+        None,
+        "pretrained autoencoder weights: the authors' Keras .h5 or this plugin's own .h5 "
+        "(skips pretraining; must match mode, attention, input size and K)",
+        nullable=True,
+    ),
+    Param(
+        "stack_seeds",
+        str,
+        "auto",
+        "with --batch-seeds: 'always' trains the seeds as one stacked model (vmap), 'never' one "
+        "after another in the worker, 'auto' stacks on a GPU only (on a CPU stacking is slower)",
+        choices=("auto", "always", "never"),
+        in_run_key=False,
+    ),
 )
 
 

@@ -11,6 +11,8 @@ layers uses Keras' channels-last (H, W, C) order, so the authors' Dense kernels 
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -112,17 +114,18 @@ class MLPAutoencoder(nn.Module):
         h, w, c = input_shape
         self.input_shape = (h, w, c)
         self.description = (
-            f"MLP autoencoder, input {h}x{w}x{c}, K={n_clusters}, attention={attention}, include_layer={include_layer}"
+            f"MLP autoencoder, input {h}x{w}x{c}, K={n_clusters}, "
+            f"attention={attention}, include_layer={include_layer}"
         )
         widths = [h * w * c, *MLP_WIDTHS, *([include_layer] if include_layer else []), n_clusters]
         enc: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(pairwise(widths)):
             enc.append(nn.Linear(a, b))
             if i < len(widths) - 2:
                 enc.append(nn.ReLU())
         dec: list[nn.Module] = []
         back = widths[::-1]
-        for i, (a, b) in enumerate(zip(back[:-1], back[1:])):
+        for i, (a, b) in enumerate(pairwise(back)):
             dec.append(nn.Linear(a, b))
             if i < len(back) - 2:
                 dec.append(nn.ReLU())

@@ -24,7 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from harness_dlfc.clustering import ClusteringOutcome, _is_decoder, keras_kld, soft_assign, target_distribution
+from harness_dlfc.clustering import (
+    ClusteringOutcome,
+    _is_decoder,
+    keras_kld,
+    soft_assign,
+    target_distribution,
+)
 from harness_dlfc.pretrain import device_order
 from harness_dlfc.steps import MomentumSGD, compile_step
 
@@ -125,7 +131,7 @@ def pretrain_stacked(
             total += losses * batch.shape[1]
             seen += batch.shape[1]
         epoch_losses = (total / seen).tolist()
-        for curve, loss in zip(history, epoch_losses):
+        for curve, loss in zip(history, epoch_losses, strict=True):
             curve.append(loss)
         if on_epoch is not None:
             on_epoch(epoch, epoch_losses)
@@ -163,7 +169,9 @@ def cluster_stacked(
     optimizer = MomentumSGD(trained, learning_rate, momentum)
     active = torch.ones(s, dtype=torch.bool, device=x.device)  # changed in place only: graphs read it
 
-    def seed_loss(p: dict[str, torch.Tensor], mu: torch.Tensor, pb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+    def seed_loss(
+        p: dict[str, torch.Tensor], mu: torch.Tensor, pb: torch.Tensor, xb: torch.Tensor
+    ) -> torch.Tensor:
         return keras_kld(pb, soft_assign(stack.call("encode", p, xb), mu, alpha))
 
     losses_of = torch.vmap(seed_loss, in_dims=(0, 0, 0, None))
@@ -183,7 +191,9 @@ def cluster_stacked(
     for it in range(max_iterations):
         if it % interval == 0:
             with torch.no_grad():
-                q = torch.vmap(soft_assign, in_dims=(0, 0, None))(stack.encode_all(x), centres.detach(), alpha)
+                q = torch.vmap(soft_assign, in_dims=(0, 0, None))(
+                    stack.encode_all(x), centres.detach(), alpha
+                )
                 p = torch.vmap(target_distribution)(q)
             labels = q.argmax(dim=2).cpu().numpy()
             last = np.full(s, np.nan) if losses is None else losses.cpu().numpy()

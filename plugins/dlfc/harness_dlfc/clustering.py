@@ -55,7 +55,9 @@ def keras_kld(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_all(encoder: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def encode_all(
+    encoder: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 4096
+) -> torch.Tensor:
     """Encode the whole (device-resident) data set in chunks, without gradients."""
     return torch.cat([encoder(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 

@@ -12,8 +12,8 @@ import json
 import os
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,9 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"dlfc: device {requested!r} requested but torch {torch.__version__} sees no CUDA device")
+        raise RuntimeError(
+            f"dlfc: device {requested!r} requested but torch {torch.__version__} sees no CUDA device"
+        )
     return torch.device(requested)
 
 
@@ -116,10 +118,17 @@ def fit_predict(
 
     start = time.perf_counter()
     outcome = cluster(
-        model, clustering, data, kmeans.labels_,
-        batch_size=params["batch_size"], max_iterations=total,
-        interval=params["interval_updation"], tolerance=params["tolerance_threshold"],
-        learning_rate=CLUSTER_LR, momentum=CLUSTER_MOMENTUM, on_update=on_update,
+        model,
+        clustering,
+        data,
+        kmeans.labels_,
+        batch_size=params["batch_size"],
+        max_iterations=total,
+        interval=params["interval_updation"],
+        tolerance=params["tolerance_threshold"],
+        learning_rate=CLUSTER_LR,
+        momentum=CLUSTER_MOMENTUM,
+        on_update=on_update,
     )
     timings["cluster"] = time.perf_counter() - start
     model.eval()
@@ -140,7 +149,9 @@ def _seeded_model(
     """
     tags = seed_torch(seed)
     _, h, w, c = x.shape
-    model = build_autoencoder(params["mode"], (h, w, c), n_clusters, params["attention"], params["include_layer"])
+    model = build_autoencoder(
+        params["mode"], (h, w, c), n_clusters, params["attention"], params["include_layer"]
+    )
     if params["ae_weights"] is not None:
         tags["dlfc.ae_weights_format"] = weights.load(model, params["ae_weights"])
         tags["dlfc.ae_weights_sha256"] = hashlib.sha256(Path(params["ae_weights"]).read_bytes()).hexdigest()
@@ -188,11 +199,11 @@ def fit_predict_seeds(
     if params["ae_weights"] is None:
         curves = _cached_or_pretrained_seeds(models, tags, data, x, seeds, params, contexts)
     timings["pretrain"] = time.perf_counter() - start
-    for model, t, curve, seed in zip(models, tags, curves, seeds):
+    for model, t, curve, seed in zip(models, tags, curves, seeds, strict=True):
         t |= _reconstruction_tags(model, data, curve, seed, params, dry)
 
     start = time.perf_counter()
-    kmeans = [_kmeans(model, data, n_clusters, seed, dry) for model, seed in zip(models, seeds)]
+    kmeans = [_kmeans(model, data, n_clusters, seed, dry) for model, seed in zip(models, seeds, strict=True)]
     centres = torch.from_numpy(np.stack([k.cluster_centers_ for k in kmeans]).astype(np.float32)).to(device)
     timings["kmeans"] = time.perf_counter() - start
 
@@ -207,16 +218,24 @@ def fit_predict_seeds(
 
     start = time.perf_counter()
     outcomes = cluster_stacked(
-        StackedModels(models), centres, data, [k.labels_ for k in kmeans],
-        batch_size=params["batch_size"], max_iterations=total,
-        interval=params["interval_updation"], tolerance=params["tolerance_threshold"], alpha=ALPHA,
-        learning_rate=CLUSTER_LR, momentum=CLUSTER_MOMENTUM, on_update=on_update,
-    )  # fmt: skip
+        StackedModels(models),
+        centres,
+        data,
+        [k.labels_ for k in kmeans],
+        batch_size=params["batch_size"],
+        max_iterations=total,
+        interval=params["interval_updation"],
+        tolerance=params["tolerance_threshold"],
+        alpha=ALPHA,
+        learning_rate=CLUSTER_LR,
+        momentum=CLUSTER_MOMENTUM,
+        on_update=on_update,
+    )
     timings["cluster"] = time.perf_counter() - start
 
     results = []
     batch_tags = {"dlfc.batched_seeds": str(len(seeds)), "dlfc.batched_with": ",".join(map(str, seeds))}
-    for model, t, outcome, km, context in zip(models, tags, outcomes, kmeans, contexts):
+    for model, t, outcome, km, context in zip(models, tags, outcomes, kmeans, contexts, strict=True):
         model.eval()
         embedding = encode_all(model.encode, data).cpu().numpy().astype(np.float32)
         context.progress(total, total, "done")
@@ -280,13 +299,22 @@ def _kmeans(model: torch.nn.Module, data: torch.Tensor, n_clusters: int, seed: i
     model.eval()
     features = encode_all(model.encode, data).cpu().numpy()
     return KMeans(
-        n_clusters=n_clusters, init="k-means++", n_init=1 if dry else 20, max_iter=300, tol=1e-4,
-        algorithm="lloyd", random_state=seed,
+        n_clusters=n_clusters,
+        init="k-means++",
+        n_init=1 if dry else 20,
+        max_iter=300,
+        tol=1e-4,
+        algorithm="lloyd",
+        random_state=seed,
     ).fit(features)
 
 
 def _result_tags(
-    device: torch.device, model: torch.nn.Module, outcome: ClusteringOutcome, kmeans: Any, timings: dict[str, float]
+    device: torch.device,
+    model: torch.nn.Module,
+    outcome: ClusteringOutcome,
+    kmeans: Any,
+    timings: dict[str, float],
 ) -> dict[str, str]:
     from sklearn import __version__ as sklearn_version
 
@@ -332,8 +360,14 @@ def _cached_or_pretrained(
         context.progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
 
     history = pretrain(
-        model, data, epochs=epochs, batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-        generator=torch.Generator().manual_seed(seed), max_batches=1 if dry else None, on_epoch=on_epoch,
+        model,
+        data,
+        epochs=epochs,
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        generator=torch.Generator().manual_seed(seed),
+        max_batches=1 if dry else None,
+        on_epoch=on_epoch,
     )
     if not dry:  # one batch is no autoencoder: never cache it
         weights.save(model, path, pretrain_loss=np.asarray(history, dtype=np.float64))
@@ -367,10 +401,10 @@ def _cached_or_pretrained_seeds(
     contexts: Sequence[JobContext],
 ) -> list[list[float]]:
     """:func:`_cached_or_pretrained` for several seeds: cached ones load, the rest pretrain stacked."""
-    paths = [_cache_path(x, ctx, seed, params) for ctx, seed in zip(contexts, seeds)]
+    paths = [_cache_path(x, ctx, seed, params) for ctx, seed in zip(contexts, seeds, strict=True)]
     curves: list[list[float]] = []
     todo = []
-    for i, (model, path, context) in enumerate(zip(models, paths, contexts)):
+    for i, (model, path, context) in enumerate(zip(models, paths, contexts, strict=True)):
         cached = _load_cached(model, path, context)
         tags[i] |= {"dlfc.ae_cache": "miss" if cached is None else "hit", "dlfc.ae_cache_file": str(path)}
         curves.append(cached or [])
@@ -382,16 +416,21 @@ def _cached_or_pretrained_seeds(
     epochs = 1 if dry else params["ae_iterations"]
 
     def on_epoch(epoch: int, losses: list[float]) -> None:
-        for i, loss in zip(todo, losses):
+        for i, loss in zip(todo, losses, strict=True):
             contexts[i].log_metric("pretrain_loss", loss, epoch)
             contexts[i].progress(epoch + 1, epochs, f"pretraining, loss {loss:.4f}")
 
     history = pretrain_stacked(
-        StackedModels([models[i] for i in todo]), data, epochs=epochs, batch_size=params["batch_size"],
-        learning_rate=params["learning_rate"], generators=[torch.Generator().manual_seed(seeds[i]) for i in todo],
-        max_batches=1 if dry else None, on_epoch=on_epoch,
-    )  # fmt: skip
-    for i, curve in zip(todo, history):
+        StackedModels([models[i] for i in todo]),
+        data,
+        epochs=epochs,
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        generators=[torch.Generator().manual_seed(seeds[i]) for i in todo],
+        max_batches=1 if dry else None,
+        on_epoch=on_epoch,
+    )
+    for i, curve in zip(todo, history, strict=True):
         curves[i] = list(curve)
         if not dry:  # one batch is no autoencoder: never cache it
             weights.save(models[i], paths[i], pretrain_loss=np.asarray(curve, dtype=np.float64))

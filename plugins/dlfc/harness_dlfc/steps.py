@@ -47,7 +47,7 @@ class MomentumSGD:
         buffers = torch._foreach_mul(self.buffers, self.momentum)
         torch._foreach_add_(buffers, list(grads))
         params = torch._foreach_add(self.params, buffers, alpha=-self.lr)
-        for old_b, new_b, old_p, new_p in zip(self.buffers, buffers, self.params, params):
+        for old_b, new_b, old_p, new_p in zip(self.buffers, buffers, self.params, params, strict=True):
             keep = active.view(-1, *([1] * (old_p.dim() - 1)))
             old_b.copy_(torch.where(keep, new_b, old_b))
             old_p.copy_(torch.where(keep, new_p, old_p))
@@ -63,7 +63,9 @@ class GraphedStep:
     by the next replay: read it (or queue work on it) before the next call.
     """
 
-    def __init__(self, step: Step, example_inputs: Sequence[Tensor], state: Sequence[Tensor], warmup: int = 3) -> None:
+    def __init__(
+        self, step: Step, example_inputs: Sequence[Tensor], state: Sequence[Tensor], warmup: int = 3
+    ) -> None:
         self.step = step
         self.inputs = [t.detach().clone() for t in example_inputs]
         saved = [t.detach().clone() for t in state]
@@ -77,13 +79,13 @@ class GraphedStep:
         with torch.cuda.graph(self.graph):
             self.output = step(*self.inputs)
         with torch.no_grad():
-            for t, s in zip(state, saved):
+            for t, s in zip(state, saved, strict=True):
                 t.copy_(s)
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        if any(i.shape != s.shape for i, s in zip(inputs, self.inputs)):
+        if any(i.shape != s.shape for i, s in zip(inputs, self.inputs, strict=True)):
             return self.step(*inputs)
-        for s, i in zip(self.inputs, inputs):
+        for s, i in zip(self.inputs, inputs, strict=True):
             s.copy_(i)
         self.graph.replay()
         return self.output

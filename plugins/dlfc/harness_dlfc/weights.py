@@ -37,10 +37,14 @@ class WeightsMismatchError(ValueError):
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The weight-carrying layers of ``model`` in Keras' order: encoder, attention, decoder."""
-    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)]
+    found = [
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)
+    ]
     rank = {"attention": 1}
     decoder = ("expand", "deconv", "decoder")
-    return sorted(found, key=lambda item: 2 if item[0].startswith(decoder) else rank.get(item[0].split(".")[0], 0))
+    return sorted(
+        found, key=lambda item: 2 if item[0].startswith(decoder) else rank.get(item[0].split(".")[0], 0)
+    )
 
 
 def _keras_arrays(fh: h5py.File) -> list[tuple[str, list[np.ndarray]]]:
@@ -86,7 +90,7 @@ def _load_keras(model: nn.Module, fh: h5py.File, path: Path) -> None:
             f"the model ({describe(model)}) expects {len(ours)} ({', '.join(n for n, _ in ours)})"
         )
     state: dict[str, torch.Tensor] = {}
-    for (their_name, arrays), (our_name, module) in zip(theirs, ours):
+    for (their_name, arrays), (our_name, module) in zip(theirs, ours, strict=True):
         if len(arrays) != 2:
             raise WeightsMismatchError(
                 f"weights file {str(path)!r}: layer {their_name!r} has {len(arrays)} arrays, expected kernel and bias"
@@ -95,7 +99,11 @@ def _load_keras(model: nn.Module, fh: h5py.File, path: Path) -> None:
         for suffix, value, target in (("weight", kernel, module.weight), ("bias", arrays[1], module.bias)):
             if tuple(value.shape) != tuple(target.shape):
                 shown = arrays[0].shape if suffix == "weight" else arrays[1].shape
-                expected = _to_keras_shape(module, tuple(target.shape)) if suffix == "weight" else tuple(target.shape)
+                expected = (
+                    _to_keras_shape(module, tuple(target.shape))
+                    if suffix == "weight"
+                    else tuple(target.shape)
+                )
                 raise WeightsMismatchError(
                     f"weights file {str(path)!r}: layer {their_name!r} {'kernel' if suffix == 'weight' else 'bias'} "
                     f"has shape {tuple(shown)}, the model ({describe(model)}) expects {expected} for {our_name!r}"

@@ -77,7 +77,8 @@ def test_flags_become_typed_values(spec):
         ({"attention": "maybe"}, "parameter 'attention' must be true or false, got 'maybe'"),
         ({"batch_size": "0"}, "parameter 'batch_size' must be an integer >= 1, got '0'"),
         ({"tolerance_threshold": "2"}, "parameter 'tolerance_threshold' must be a number in [0, 1], got '2'"),
-        ({"learning_rate": "fast"}, "parameter 'learning_rate' must be a number >= 0, got 'fast'"),
+        ({"learning_rate": "fast"}, "parameter 'learning_rate' must be a number > 0, got 'fast'"),
+        ({"learning_rate": "0"}, "parameter 'learning_rate' must be a number > 0, got '0'"),
         (
             {"interval": "140"},
             "method 'dlfc' has no parameter 'interval' (did you mean 'interval_updation'?)",
@@ -88,6 +89,18 @@ def test_bad_values_name_the_parameter_and_what_is_valid(spec, given, message):
     with pytest.raises(UsageError) as info:
         resolve(spec, given)
     assert message in str(info.value)
+
+
+def test_a_learning_rate_of_zero_is_a_usage_error_before_anything_runs(tmp_path, capsys):
+    # the seed's SGD would accept 0 and spend every epoch changing nothing
+    from harness.cli import main
+
+    argv = ["run", "--tracking-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "--methods", "dlfc"]
+    assert main([*argv, "--datasets", "digits", "--dry-run", "--param", "dlfc.learning_rate=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: ") and "\n" not in err
+    assert "parameter 'learning_rate' must be a number > 0, got '0'" in err
+    assert not (tmp_path / "store").exists()
 
 
 def test_yaml_values_and_sizes_below_the_minimum(registry):
