@@ -578,7 +578,7 @@ def cmd_import(args: argparse.Namespace) -> ExitCode:
         raise UsageError(f"{args.dir!r} is not a folder written by `harness run --offline` (no runs/ in it)")
     recorded = yaml.safe_load((root / "sweep.yaml").read_text()) if (root / "sweep.yaml").is_file() else {}
     experiment = args.experiment or recorded.get("experiment") or config_mod.DEFAULTS["experiment"]
-    uri = args.tracking_uri or config_mod.DEFAULTS["tracking_uri"]
+    uri = config_mod.resolve_tracking_uri(args.tracking_uri)
     tracker = Tracker(uri, experiment)
     counts = import_journal(Journal(root), tracker, rerun=args.rerun)
     where = f"{uri}, experiment {experiment!r}"
@@ -670,7 +670,7 @@ def _tracked_runs(args: argparse.Namespace):
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
+    return config_mod.resolve_tracking_uri(args.tracking_uri)
 
 
 def cmd_report(args: argparse.Namespace) -> ExitCode:

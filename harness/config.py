@@ -29,6 +29,9 @@ RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 
 ALL = "all"
 
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+"""Where runs go when neither a flag, a config file nor ``$MLFLOW_TRACKING_URI`` says."""
+
 DEFAULTS: dict[str, Any] = {
     "experiment": "harness",
     "methods": ALL,
@@ -37,16 +40,24 @@ DEFAULTS: dict[str, Any] = {
     "sizes": [NATIVE],
     "resize_filter": "bilinear",
     "params": {},
-    "tracking_uri": "sqlite:///mlflow.db",
+    "tracking_uri": DEFAULT_TRACKING_URI,
     "data_dir": None,
     "device": "auto",
     "executor": "local",
     "ray_address": None,
 }
-"""The quick default sweep; ``configs/quick.yaml`` spells out the same values."""
+"""The quick default sweep; ``configs/quick.yaml`` spells out the same values. ``tracking_uri``
+comes after ``$MLFLOW_TRACKING_URI``, as in every command (:func:`resolve_tracking_uri`)."""
 
 KEYS = tuple(DEFAULTS)
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def resolve_tracking_uri(flag: str | None = None, configured: str | None = None) -> str:
+    """The tracking store, by one rule for every command: ``--tracking-uri``, else the config file's
+    ``tracking_uri`` (``harness run --config``), else ``$MLFLOW_TRACKING_URI`` (which MLflow users
+    expect to be honoured), else ``sqlite:///mlflow.db``."""
+    return flag or configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -163,7 +174,8 @@ def build_sweep(
     registry: Registry, config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Sweep:
     """Merge defaults, file and flags (``None`` flags are ignored), validate, return the sweep."""
-    merged: dict[str, Any] = dict(DEFAULTS)
+    # tracking_uri starts unset: $MLFLOW_TRACKING_URI comes between the file and the default
+    merged: dict[str, Any] = {**DEFAULTS, "tracking_uri": None}
     for source in (config or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
         for key, value in source.items():
             if key not in KEYS:
@@ -191,6 +203,8 @@ def build_sweep(
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad("device", device, "auto, cpu, cuda or cuda:N")
     for key in ("experiment", "tracking_uri"):
+        if key == "tracking_uri" and merged[key] is None:
+            continue
         if not isinstance(merged[key], str) or not merged[key].strip():
             raise _bad(key, merged[key], "a non-empty string")
     if merged["data_dir"] is not None and not isinstance(merged["data_dir"], str):
@@ -235,7 +249,7 @@ def build_sweep(
         params=resolved,
         resize_filter=resize_filter,
         experiment=merged["experiment"],
-        tracking_uri=merged["tracking_uri"],
+        tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
         data_dir=merged["data_dir"],
         device=device,
         executor=executor,

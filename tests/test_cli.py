@@ -260,6 +260,29 @@ def test_a_dry_run_recorded_offline_stays_out_of_reports(tmp_path, capsys):
     assert len(list(journal.records())) == 2 and len(journal.runs_frame()) == 1
 
 
+def test_mlflow_tracking_uri_is_where_run_import_and_report_meet(tmp_path, capsys, monkeypatch):
+    """MLflow's own variable, and no --tracking-uri anywhere: every command uses the same store."""
+    import csv
+    import io
+
+    uri = _uri(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # where the default store would go
+    run = ["run", "--experiment", "t", "--methods", "kmeans", "--param", "kmeans.n_init=1"]
+    assert main([*run, "--seeds", "0"]) == ExitCode.OK
+    assert main([*run, "--seeds", "1", "--offline", str(tmp_path / "j")]) == ExitCode.OK
+    assert main(["import", str(tmp_path / "j")]) == ExitCode.OK
+    capsys.readouterr()
+    assert main(["report", "--experiment", "t", "--format", "csv"]) == ExitCode.OK
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted((r["method"], r["seed"], r["status"]) for r in rows) == [
+        ("kmeans", "0", "FINISHED"),
+        ("kmeans", "1", "FINISHED"),
+    ]
+    assert {r.info.run_id for r in _children(uri)[2]} == {r["run_id"] for r in rows}
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_list_json_names_providers_and_parameters(capsys):
     assert main(["list", "--json"]) == ExitCode.OK
     listing = json.loads(capsys.readouterr().out)
