@@ -7,7 +7,6 @@ Flags override the file; the file overrides the defaults, which are the quick sw
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 
 from harness import params as params_mod
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.plugins import Registry, check_names
 from harness.sweep import NATIVE, Sweep
 
@@ -58,6 +57,12 @@ def resolve_tracking_uri(flag: str | None = None, configured: str | None = None)
     ``tracking_uri`` (``harness run --config``), else ``$MLFLOW_TRACKING_URI`` (which MLflow users
     expect to be honoured), else ``sqlite:///mlflow.db``."""
     return flag or configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def resolve_experiment(flag: str | None = None, configured: str | None = None) -> str:
+    """The experiment, by one rule for every command: ``--experiment``, else the one its input names
+    (the config file of ``harness run``, the recorded sweep of ``harness import``), else ``harness``."""
+    return flag or configured or DEFAULTS["experiment"]
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -179,9 +184,9 @@ def build_sweep(
     for source in (config or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
         for key, value in source.items():
             if key not in KEYS:
-                close = difflib.get_close_matches(str(key), KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise UsageError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(KEYS)}")
+                raise UsageError(
+                    f"unknown config key {key!r}{did_you_mean(key, KEYS)}; valid keys: {', '.join(KEYS)}"
+                )
             if key == "params":
                 merged["params"] = _merge_params(merged["params"], value)
             else:

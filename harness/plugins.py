@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.types import DatasetSpec, MethodSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
@@ -56,10 +55,8 @@ def _check_name(kind: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
     if name in known:
         return name
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     valid = ", ".join(known) if known else f"none: no plugin provides a {kind}"
-    raise UsageError(f"unknown {kind} {name!r}{hint}; installed {kind}s: {valid}")
+    raise UsageError(f"unknown {kind} {name!r}{did_you_mean(name, known)}; installed {kind}s: {valid}")
 
 
 def check_names(kind: str, names: Sequence[str], known: Iterable[str]) -> None:
@@ -119,10 +116,9 @@ def _check_blocked(blocked: Sequence[str], extra_modules: Sequence[str]) -> None
     known = [*entry_point_names(), *extra_modules]
     for name in blocked:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(
-                f"--no-plugin {name!r}: no plugin of that name{hint}; plugins: {', '.join(known)}"
+                f"--no-plugin {name!r}: no plugin of that name{did_you_mean(name, known)}; "
+                f"plugins: {', '.join(known)}"
             )
 
 
