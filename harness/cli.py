@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness import config as config_mod
 from harness.errors import ExitCode, UsageError
@@ -315,6 +316,12 @@ def _registry(args: argparse.Namespace) -> Registry:
     return load_registry(blocked=args.no_plugin, extra_modules=args.plugin)
 
 
+def _warn_broken(registry: Registry) -> None:
+    """A broken plugin that the command does not need: one line each, and the command goes on."""
+    for problem in registry.problems():
+        print(f"harness: warning: {problem}", file=sys.stderr)
+
+
 # -------------------------------------------------------------------------------------------------
 # run
 # -------------------------------------------------------------------------------------------------
@@ -346,6 +353,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         "params": config_mod.parse_param_flags(args.param) or None,
     }
     sweep = config_mod.build_sweep(registry, file_config, overrides)
+    _warn_broken(registry)
     if args.batch_seeds is not None and args.batch_seeds < 0:
         raise UsageError(
             f"--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got {args.batch_seeds}"
@@ -506,7 +514,7 @@ def summary_table(summary, dry_run: bool = False) -> Table:
 
 
 def cmd_list(args: argparse.Namespace) -> ExitCode:
-    registry = _registry(args)
+    registry = _registry(args)  # the listing shows what is broken
     if args.json:
         print(json.dumps(_listing(registry), indent=2))
         return ExitCode.OK
@@ -554,7 +562,12 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             str(provider) if provider.distribution else "--plugin",
             ", ".join(provides.get(plugin, [])),
         )
+    for plugin, broken in sorted(registry.broken.items()):
+        installed_by = str(broken.provider) if broken.provider.distribution else "--plugin"
+        plugins.add_row(plugin, installed_by, Text(f"broken: {broken.problem}", style="red"))
     console.print(plugins)
+    for clash in registry.clashes.values():
+        console.print(Text(f"not listed: {clash}", style="red"))
     return ExitCode.OK
 
 
@@ -596,6 +609,16 @@ def _listing(registry: Registry) -> dict:
             }
             for name, (spec, provider) in sorted(registry.datasets.items())
         ],
+        "broken": [
+            {
+                "plugin": name,
+                "distribution": broken.provider.distribution,
+                "version": broken.provider.version,
+                "problem": broken.problem,
+            }
+            for name, broken in sorted(registry.broken.items())
+        ],
+        "clashes": sorted(registry.clashes.values()),
     }
 
 
@@ -604,7 +627,8 @@ def cmd_data(args: argparse.Namespace) -> ExitCode:
 
     registry = _registry(args)
     names = args.names or sorted(registry.datasets)
-    check_names("dataset", names, registry.datasets)
+    registry.check("dataset", names)
+    _warn_broken(registry)
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     table = Table(title=f"datasets in {root}")
     table.add_column("name")

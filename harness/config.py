@@ -17,7 +17,7 @@ import yaml
 
 from harness import params as params_mod
 from harness.errors import UsageError, did_you_mean
-from harness.plugins import Registry, check_names
+from harness.plugins import Registry
 from harness.sweep import NATIVE, Sweep
 
 EXECUTORS = ("local", "ray")
@@ -195,9 +195,9 @@ def build_sweep(
     methods = sorted(registry.methods) if merged["methods"] == ALL else _names("methods", merged["methods"])
     if not methods:
         raise UsageError("methods: no method plugin is installed (see `harness list`)")
-    check_names("method", methods, registry.methods)
+    registry.check("method", methods)
     datasets = _names("datasets", merged["datasets"])
-    check_names("dataset", datasets, registry.datasets)
+    registry.check("dataset", datasets)
     seeds = parse_seeds(merged["seeds"])
     sizes = parse_sizes(merged["sizes"])
 
@@ -229,7 +229,7 @@ def build_sweep(
     given = merged["params"]
     for name in given:
         if name not in registry.methods:
-            check_names("method", [name], registry.methods)  # raises with a did-you-mean
+            registry.check("method", [name])  # raises with a did-you-mean
     resolved = {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
 
     for m in methods:
