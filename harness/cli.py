@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+def _add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
         help="run a sweep (the quick default sweep when given no options)",
@@ -171,13 +171,13 @@ def _add_placement_options(run: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_list_parser(sub: argparse._SubParsersAction) -> None:
+def _add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst = sub.add_parser("list", help="show the installed methods and datasets, with their parameters")
     lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
     _add_plugin_options(lst)
 
 
-def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+def _add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data = sub.add_parser("data", help="check the dataset files, or download them")
     data.add_argument("names", nargs="*", help="datasets (default: all)")
     _add_data_dir_option(data)
@@ -185,7 +185,7 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     _add_plugin_options(data)
 
 
-def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = sub.add_parser(
         "report",
         help="a paper table (LaTeX, Markdown or CSV) from the tracked runs",
@@ -213,7 +213,7 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
 
-def _add_plot_parser(sub: argparse._SubParsersAction) -> None:
+def _add_plot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plot = sub.add_parser(
         "plot",
         help="figures (PNG and PDF) from the tracked runs",
@@ -228,7 +228,7 @@ def _add_plot_parser(sub: argparse._SubParsersAction) -> None:
     plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
 
 
-def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+def _add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = sub.add_parser(
         "import",
         help="log a sweep recorded with `harness run --offline DIR` into MLflow",
@@ -241,7 +241,7 @@ def _add_import_parser(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--rerun", action="store_true", help="import jobs even if they already finished there")
 
 
-def _add_ui_parser(sub: argparse._SubParsersAction) -> None:
+def _add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     _add_tracking_uri_option(ui)
     ui.add_argument(
@@ -290,7 +290,13 @@ def _add_data_dir_option(parser: argparse.ArgumentParser) -> None:
 class _CommaList(argparse.Action):
     """A repeatable option whose values are comma-separated lists: ``--no-plugin a,b --no-plugin c``."""
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         names = [name.strip() for name in str(values).split(",")]  # "" is left to the name check
         setattr(namespace, self.dest, [*getattr(namespace, self.dest), *names])
 
@@ -538,14 +544,14 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
     for col in ("name", "classes", "samples", "shape", "variant"):
         datasets.add_column(col, no_wrap=col != "variant")
     datasets.add_column("description", ratio=1)
-    for name, (spec, _) in sorted(registry.datasets.items()):
+    for name, (dataset, _) in sorted(registry.datasets.items()):
         datasets.add_row(
             name,
-            str(spec.n_classes),
-            f"{spec.n_samples:,}",
-            "×".join(map(str, spec.image_shape)),
-            spec.variant,
-            spec.description,
+            str(dataset.n_classes),
+            f"{dataset.n_samples:,}",
+            "×".join(map(str, dataset.image_shape)),
+            dataset.variant,
+            dataset.description,
         )
     console.print(datasets)
     # the plugin names are what --no-plugin takes; the distribution is what pip installed

@@ -237,7 +237,7 @@ def build_sweep(
         for d in datasets:
             native = registry.dataset(d).image_shape[0]
             for size in sizes:
-                pixels = native if size == NATIVE else size
+                pixels = size if isinstance(size, int) else native  # else NATIVE
                 if pixels < spec.min_size:
                     raise UsageError(
                         f"sizes: method {m!r} needs input images of at least {spec.min_size} px, "
@@ -282,7 +282,7 @@ def _check_memory(registry: Registry, datasets: Sequence[str], sizes: Sequence[i
         spec = registry.dataset(d)
         channels = spec.image_shape[2] if len(spec.image_shape) > 2 else 1
         for size in sizes:
-            if size == NATIVE:
+            if not isinstance(size, int):  # NATIVE
                 continue
             needed = spec.n_samples * size * size * channels * 4
             if needed > total:

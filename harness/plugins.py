@@ -13,7 +13,7 @@ import importlib
 import importlib.metadata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
@@ -81,9 +81,9 @@ class Registry:
     def dataset(self, name: str) -> DatasetSpec:
         return self.datasets[self._check("dataset", name, self.datasets)][0]
 
-    def check(self, kind: str, names: Iterable[str]) -> None:
+    def check(self, kind: Literal["method", "dataset"], names: Iterable[str]) -> None:
         """Raise for the first of ``names`` (methods or datasets) that cannot be used, saying why."""
-        table = {"method": self.methods, "dataset": self.datasets}[kind]
+        table: dict[str, Any] = self.methods if kind == "method" else self.datasets
         for name in names:
             self._check(kind, name, table)
 
@@ -272,7 +272,8 @@ def build_registry(pm: PluginManager) -> Registry:
             if name in broken:
                 continue
             try:
-                specs = list(impl.function() or ())
+                returned: Any = impl.function()
+                specs = list(returned or ())
             except Exception as exc:
                 broken[name] = BrokenPlugin(pm.provider(name), f"raised in {hook.name}(): {_one_line(exc)}")
                 continue
