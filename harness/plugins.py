@@ -150,7 +150,8 @@ class PluginManager(pluggy.PluginManager):
         try:
             self.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # a hook with arguments its spec does not have
-            self.leave_out(name, f"does not fit the hooks: {' '.join(str(exc).split())}")
+            text = " ".join(str(exc).split()).split("hookimpl definition: ", 1)[-1]  # pluggy's, on one line
+            self.leave_out(name, f"does not fit the hooks: {text}")
             return
         unknown = [
             caller.name

@@ -111,6 +111,8 @@ def _broken_plugins():
 
     raising = types.ModuleType("raising")
     raising.harness_methods = hookimpl(boom)
+    args = types.ModuleType("args")
+    args.harness_methods = hookimpl(lambda registry: [])  # an argument the hook does not pass
     wrong = types.ModuleType("wrong")
     wrong.harness_datasets = hookimpl(lambda: ["not a spec"])
     return {
@@ -120,11 +122,16 @@ def _broken_plugins():
         ),
         "typo": (typo, "implements unknown hook 'harness_method' (did you mean 'harness_methods'?)"),
         "raising": (raising, "raised in harness_methods(): RuntimeError: the registry service is down"),
+        "args": (
+            args,
+            "does not fit the hooks: <lambda>(registry) Argument(s) {'registry'} are declared in the "
+            "hookimpl but can not be found in the hookspec",
+        ),
         "wrong": (wrong, "returned 'not a spec' from harness_datasets(), expected DatasetSpec objects"),
     }
 
 
-@pytest.mark.parametrize("name", ["noimport", "typo", "raising", "wrong"])
+@pytest.mark.parametrize("name", ["noimport", "typo", "raising", "args", "wrong"])
 def test_a_broken_plugin_is_left_out_with_one_line_and_the_rest_works(fake_dists, name):
     obj, problem = _broken_plugins()[name]
     fake_dists.append(FakeDist(f"harness-{name}", "0.1", [FakeEntryPoint(name, obj)]))
