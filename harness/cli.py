@@ -11,10 +11,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness import config as config_mod
 from harness.errors import ExitCode, UsageError
@@ -43,22 +44,9 @@ examples:
 """
 
 
-def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="also load the plugin module MODULE (an import path), like pytest's -p",
-    )
-    parser.add_argument(
-        "--no-plugin",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="do not load the entry point NAME (see `harness list` for the names)",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+# -------------------------------------------------------------------------------------------------
+# the parser: one function per subcommand, each shared option declared once
+# -------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_parser in (
+        _add_run_parser,
+        _add_list_parser,
+        _add_data_parser,
+        _add_report_parser,
+        _add_plot_parser,
+        _add_import_parser,
+        _add_ui_parser,
+    ):
+        add_parser(sub)
+    for command in sub.choices.values():  # last in every command's help
+        command.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
 
+
+def _add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
         help="run a sweep (the quick default sweep when given no options)",
@@ -78,6 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
         "the config file, which overrides the quick default sweep (configs/quick.yaml). Jobs that "
         "already finished in the experiment are skipped.",
     )
+    _add_sweep_options(run)
+    _add_data_dir_option(run)
+    run.add_argument(
+        "--cache-dir", metavar="DIR", help="cache of expensive stages such as pretrained autoencoders"
+    )
+    _add_tracking_uri_option(run, first="the config file's tracking_uri, else ")
+    _add_experiment_option(run, first="the config file's experiment, else ")
+    _add_placement_options(run)
+    run.add_argument(
+        "--offline",
+        metavar="DIR",
+        help="record the sweep as files in DIR instead of MLflow (a machine without the tracking "
+        "store); log them into MLflow later with `harness import DIR`",
+    )
+    run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
+    run.add_argument(
+        "--download", action="store_true", help="download missing datasets first (needs a network)"
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="ask methods to stop after one batch per phase (a smoke test; its runs are tagged "
+        "harness.dry_run, never count as the real jobs and are left out of reports)",
+    )
+    _add_plugin_options(run)
+
+
+def _add_sweep_options(run: argparse.ArgumentParser) -> None:
+    """What a sweep runs: the keys of a config file, as flags."""
     run.add_argument(
         "--config", metavar="FILE", help="YAML sweep file (keys: " + ", ".join(config_mod.KEYS) + ")"
     )
@@ -99,18 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="METHOD.NAME=VALUE",
         help="set a method parameter, e.g. kmeans.n_init=10 (repeatable; see `harness list`)",
     )
-    run.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)",
-    )
-    run.add_argument(
-        "--cache-dir", metavar="DIR", help="cache of expensive stages such as pretrained autoencoders"
-    )
-    run.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
-    )
-    run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: harness)")
+
+
+def _add_placement_options(run: argparse.ArgumentParser) -> None:
+    """Where and how a sweep's jobs run."""
     run.add_argument("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument(
         "--jobs",
@@ -145,38 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(the flag alone, or 0: all of them), where the method supports it; each seed is still "
         "its own run",
     )
-    run.add_argument(
-        "--offline",
-        metavar="DIR",
-        help="record the sweep as files in DIR instead of MLflow (a machine without the tracking "
-        "store); log them into MLflow later with `harness import DIR`",
-    )
-    run.add_argument("--rerun", action="store_true", help="run jobs again even if they already finished")
-    run.add_argument(
-        "--download", action="store_true", help="download missing datasets first (needs a network)"
-    )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="ask methods to stop after one batch per phase (a smoke test; its runs are tagged "
-        "harness.dry_run, never count as the real jobs and are left out of reports)",
-    )
-    _add_plugin_options(run)
 
+
+def _add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst = sub.add_parser("list", help="show the installed methods and datasets, with their parameters")
     lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
     _add_plugin_options(lst)
 
+
+def _add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data = sub.add_parser("data", help="check the dataset files, or download them")
     data.add_argument("names", nargs="*", help="datasets (default: all)")
-    data.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)",
-    )
+    _add_data_dir_option(data)
     data.add_argument("--download", action="store_true", help="download what is missing (needs a network)")
     _add_plugin_options(data)
 
+
+def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = sub.add_parser(
         "report",
         help="a paper table (LaTeX, Markdown or CSV) from the tracked runs",
@@ -203,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
+
+def _add_plot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plot = sub.add_parser(
         "plot",
         help="figures (PNG and PDF) from the tracked runs",
@@ -216,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")
     plot.add_argument("--no-tsne", action="store_true", help="skip the t-SNE plots of embeddings")
 
+
+def _add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = sub.add_parser(
         "import",
         help="log a sweep recorded with `harness run --offline DIR` into MLflow",
@@ -223,42 +236,96 @@ def build_parser() -> argparse.ArgumentParser:
         "store as ordinary runs under one sweep run. Jobs already finished there are skipped.",
     )
     imp.add_argument("dir", metavar="DIR", help="the folder given to --offline")
-    imp.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
-    )
-    imp.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: the recorded sweep's)")
+    _add_tracking_uri_option(imp)
+    _add_experiment_option(imp, first="the recorded sweep's, else ")
     imp.add_argument("--rerun", action="store_true", help="import jobs even if they already finished there")
-    imp.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
+
+def _add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
-    ui.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        default=None,
-        help="MLflow tracking URI (default: sqlite:///mlflow.db)",
-    )
+    _add_tracking_uri_option(ui)
     ui.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
     )
     ui.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    return parser
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)"
-    )
-    parser.add_argument(
-        "--experiment", metavar="NAME", default="harness", help="MLflow experiment (default: harness)"
-    )
+    """Which tracked runs ``report`` and ``plot`` read."""
+    _add_tracking_uri_option(parser)
+    _add_experiment_option(parser)
     parser.add_argument("--methods", metavar="LIST", help="only these methods (comma-separated)")
     parser.add_argument("--datasets", metavar="LIST", help="only these datasets (comma-separated)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+
+def _add_tracking_uri_option(parser: argparse.ArgumentParser, first: str = "") -> None:
+    """``--tracking-uri``, resolved by :func:`harness.config.resolve_tracking_uri` in every command;
+    ``first`` names what the command consults before MLflow's variable."""
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help=f"MLflow tracking URI (default: {first}$MLFLOW_TRACKING_URI, else "
+        f"{config_mod.DEFAULT_TRACKING_URI})",
+    )
+
+
+def _add_experiment_option(parser: argparse.ArgumentParser, first: str = "") -> None:
+    """``--experiment``, resolved by :func:`harness.config.resolve_experiment` in every command;
+    ``first`` names what the command consults before the default."""
+    parser.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help=f"MLflow experiment (default: {first}{config_mod.DEFAULTS['experiment']})",
+    )
+
+
+def _add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="datasets folder (default: $HARNESS_DATA_DIR or ~/.cache/harness/data)",
+    )
+
+
+class _CommaList(argparse.Action):
+    """A repeatable option whose values are comma-separated lists: ``--no-plugin a,b --no-plugin c``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        names = [name.strip() for name in str(values).split(",")]  # "" is left to the name check
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), *names])
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load the plugin module MODULE (an import path), like pytest's -p",
+    )
+    parser.add_argument(
+        "--no-plugin",
+        action=_CommaList,
+        default=[],
+        metavar="NAMES",
+        help="do not load the plugins NAMES (comma-separated, repeatable; see `harness list` for the names)",
+    )
 
 
 def _registry(args: argparse.Namespace) -> Registry:
     return load_registry(blocked=args.no_plugin, extra_modules=args.plugin)
+
+
+def _warn_broken(registry: Registry) -> None:
+    """A broken plugin that the command does not need: one line each, and the command goes on."""
+    for problem in registry.problems():
+        print(f"harness: warning: {problem}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -293,6 +360,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         "params": config_mod.parse_param_flags(args.param) or None,
     }
     sweep = config_mod.build_sweep(registry, file_config, overrides)
+    _warn_broken(registry)
     if args.batch_seeds is not None and args.batch_seeds < 0:
         raise UsageError(
             f"--batch-seeds: expected a number of seeds >= 1 (0 or no value: all seeds), got {args.batch_seeds}"
@@ -390,7 +458,7 @@ def _executor(
 
 
 def cmd_list(args: argparse.Namespace) -> ExitCode:
-    registry = _registry(args)
+    registry = _registry(args)  # the listing shows what is broken
     if args.json:
         print(json.dumps(_listing(registry), indent=2))
         return ExitCode.OK
@@ -414,14 +482,14 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
     for col in ("name", "classes", "samples", "shape", "variant"):
         datasets.add_column(col, no_wrap=col != "variant")
     datasets.add_column("description", ratio=1)
-    for name, (spec, _) in sorted(registry.datasets.items()):
+    for name, (dataset, _) in sorted(registry.datasets.items()):
         datasets.add_row(
             name,
-            str(spec.n_classes),
-            f"{spec.n_samples:,}",
-            "×".join(map(str, spec.image_shape)),
-            spec.variant,
-            spec.description,
+            str(dataset.n_classes),
+            f"{dataset.n_samples:,}",
+            "×".join(map(str, dataset.image_shape)),
+            dataset.variant,
+            dataset.description,
         )
     console.print(datasets)
     # the plugin names are what --no-plugin takes; the distribution is what pip installed
@@ -438,7 +506,12 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             str(provider) if provider.distribution else "--plugin",
             ", ".join(provides.get(plugin, [])),
         )
+    for plugin, broken in sorted(registry.broken.items()):
+        installed_by = str(broken.provider) if broken.provider.distribution else "--plugin"
+        plugins.add_row(plugin, installed_by, Text(f"broken: {broken.problem}", style="red"))
     console.print(plugins)
+    for clash in registry.clashes.values():
+        console.print(Text(f"not listed: {clash}", style="red"))
     return ExitCode.OK
 
 
@@ -480,6 +553,16 @@ def _listing(registry: Registry) -> dict:
             }
             for name, (spec, provider) in sorted(registry.datasets.items())
         ],
+        "broken": [
+            {
+                "plugin": name,
+                "distribution": broken.provider.distribution,
+                "version": broken.provider.version,
+                "problem": broken.problem,
+            }
+            for name, broken in sorted(registry.broken.items())
+        ],
+        "clashes": sorted(registry.clashes.values()),
     }
 
 
@@ -488,7 +571,8 @@ def cmd_data(args: argparse.Namespace) -> ExitCode:
 
     registry = _registry(args)
     names = args.names or sorted(registry.datasets)
-    check_names("dataset", names, registry.datasets)
+    registry.check("dataset", names)
+    _warn_broken(registry)
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     table = Table(title=f"datasets in {root}")
     table.add_column("name")
@@ -515,8 +599,8 @@ def cmd_import(args: argparse.Namespace) -> ExitCode:
     if not (root / "runs").is_dir():
         raise UsageError(f"{args.dir!r} is not a folder written by `harness run --offline` (no runs/ in it)")
     recorded = yaml.safe_load((root / "sweep.yaml").read_text()) if (root / "sweep.yaml").is_file() else {}
-    experiment = args.experiment or recorded.get("experiment") or config_mod.DEFAULTS["experiment"]
-    uri = args.tracking_uri or config_mod.DEFAULTS["tracking_uri"]
+    experiment = config_mod.resolve_experiment(args.experiment, recorded.get("experiment"))
+    uri = config_mod.resolve_tracking_uri(args.tracking_uri)
     tracker = Tracker(uri, experiment)
     counts = import_journal(Journal(root), tracker, rerun=args.rerun)
     where = f"{uri}, experiment {experiment!r}"
@@ -566,16 +650,14 @@ def cmd_ui(args: argparse.Namespace) -> ExitCode:
 
 def _check_port_free(host: str, port: int) -> None:
     """Fail here, in one line, rather than after announcing a UI that the server cannot start."""
-    import socket
+    from harness.netcheck import cannot_listen
 
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
+    reason = cannot_listen(host, port)
+    if reason is not None:
         raise UsageError(
-            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            f"--port {port}: cannot listen on {host}:{port} ({reason}); "
             "another server (another `harness ui`?) has it: choose another port with --port"
-        ) from None
+        )
 
 
 def _tracked_runs(args: argparse.Namespace):
@@ -588,7 +670,8 @@ def _tracked_runs(args: argparse.Namespace):
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
         raise UsageError(f"--tracking-uri: no tracking store at {db} (pass the URI the runs went to)")
-    tracker = Tracker(uri, args.experiment, create=False)
+    experiment = config_mod.resolve_experiment(args.experiment)
+    tracker = Tracker(uri, experiment, create=False)
     runs = load_runs(tracker.client, tracker.experiment_id)
     for column, flag in (("method", args.methods), ("dataset", args.datasets)):
         if flag is not None:
@@ -601,14 +684,14 @@ def _tracked_runs(args: argparse.Namespace):
                 raise UsageError(str(exc)) from None
     if runs.empty:
         raise UsageError(
-            f"experiment {args.experiment!r} in {uri} has no job runs to report (runs of --dry-run "
+            f"experiment {experiment!r} in {uri} has no job runs to report (runs of --dry-run "
             "smoke tests are left out)"
         )
     return tracker, runs
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or config_mod.DEFAULTS["tracking_uri"]
+    return config_mod.resolve_tracking_uri(args.tracking_uri)
 
 
 def cmd_report(args: argparse.Namespace) -> ExitCode:

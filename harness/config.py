@@ -7,7 +7,6 @@ Flags override the file; the file overrides the defaults, which are the quick sw
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -17,8 +16,8 @@ from typing import Any
 import yaml
 
 from harness import params as params_mod
-from harness.errors import UsageError
-from harness.plugins import Registry, check_names
+from harness.errors import UsageError, did_you_mean
+from harness.plugins import Registry
 from harness.sweep import NATIVE, Sweep
 
 EXECUTORS = ("local", "ray")
@@ -29,6 +28,9 @@ RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 
 ALL = "all"
 
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+"""Where runs go when neither a flag, a config file nor ``$MLFLOW_TRACKING_URI`` says."""
+
 DEFAULTS: dict[str, Any] = {
     "experiment": "harness",
     "methods": ALL,
@@ -37,16 +39,30 @@ DEFAULTS: dict[str, Any] = {
     "sizes": [NATIVE],
     "resize_filter": "bilinear",
     "params": {},
-    "tracking_uri": "sqlite:///mlflow.db",
+    "tracking_uri": DEFAULT_TRACKING_URI,
     "data_dir": None,
     "device": "auto",
     "executor": "local",
     "ray_address": None,
 }
-"""The quick default sweep; ``configs/quick.yaml`` spells out the same values."""
+"""The quick default sweep; ``configs/quick.yaml`` spells out the same values. ``tracking_uri``
+comes after ``$MLFLOW_TRACKING_URI``, as in every command (:func:`resolve_tracking_uri`)."""
 
 KEYS = tuple(DEFAULTS)
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def resolve_tracking_uri(flag: str | None = None, configured: str | None = None) -> str:
+    """The tracking store, by one rule for every command: ``--tracking-uri``, else the config file's
+    ``tracking_uri`` (``harness run --config``), else ``$MLFLOW_TRACKING_URI`` (which MLflow users
+    expect to be honoured), else ``sqlite:///mlflow.db``."""
+    return flag or configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def resolve_experiment(flag: str | None = None, configured: str | None = None) -> str:
+    """The experiment, by one rule for every command: ``--experiment``, else the one its input names
+    (the config file of ``harness run``, the recorded sweep of ``harness import``), else ``harness``."""
+    return flag or configured or DEFAULTS["experiment"]
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -163,13 +179,14 @@ def build_sweep(
     registry: Registry, config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Sweep:
     """Merge defaults, file and flags (``None`` flags are ignored), validate, return the sweep."""
-    merged: dict[str, Any] = dict(DEFAULTS)
+    # tracking_uri starts unset: $MLFLOW_TRACKING_URI comes between the file and the default
+    merged: dict[str, Any] = {**DEFAULTS, "tracking_uri": None}
     for source in (config or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
         for key, value in source.items():
             if key not in KEYS:
-                close = difflib.get_close_matches(str(key), KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise UsageError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(KEYS)}")
+                raise UsageError(
+                    f"unknown config key {key!r}{did_you_mean(key, KEYS)}; valid keys: {', '.join(KEYS)}"
+                )
             if key == "params":
                 merged["params"] = _merge_params(merged["params"], value)
             else:
@@ -178,9 +195,9 @@ def build_sweep(
     methods = sorted(registry.methods) if merged["methods"] == ALL else _names("methods", merged["methods"])
     if not methods:
         raise UsageError("methods: no method plugin is installed (see `harness list`)")
-    check_names("method", methods, registry.methods)
+    registry.check("method", methods)
     datasets = _names("datasets", merged["datasets"])
-    check_names("dataset", datasets, registry.datasets)
+    registry.check("dataset", datasets)
     seeds = parse_seeds(merged["seeds"])
     sizes = parse_sizes(merged["sizes"])
 
@@ -191,6 +208,8 @@ def build_sweep(
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad("device", device, "auto, cpu, cuda or cuda:N")
     for key in ("experiment", "tracking_uri"):
+        if key == "tracking_uri" and merged[key] is None:
+            continue
         if not isinstance(merged[key], str) or not merged[key].strip():
             raise _bad(key, merged[key], "a non-empty string")
     if merged["data_dir"] is not None and not isinstance(merged["data_dir"], str):
@@ -210,7 +229,7 @@ def build_sweep(
     given = merged["params"]
     for name, values in given.items():
         if name not in registry.methods:
-            check_names("method", [name], registry.methods)  # raises with a did-you-mean
+            registry.check("method", [name])  # raises with a did-you-mean
         # every --param names a parameter its method has, whether or not the method runs now:
         # a typo in a parameter of a method left out of this sweep is still a typo
         params_mod.resolve(registry.method(name), values)
@@ -221,7 +240,7 @@ def build_sweep(
         for d in datasets:
             native = registry.dataset(d).image_shape[0]
             for size in sizes:
-                pixels = native if size == NATIVE else size
+                pixels = size if isinstance(size, int) else native  # else NATIVE
                 if pixels < spec.min_size:
                     raise UsageError(
                         f"sizes: method {m!r} needs input images of at least {spec.min_size} px, "
@@ -238,7 +257,7 @@ def build_sweep(
         params=resolved,
         resize_filter=resize_filter,
         experiment=merged["experiment"],
-        tracking_uri=merged["tracking_uri"],
+        tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
         data_dir=merged["data_dir"],
         device=device,
         executor=executor,
@@ -266,7 +285,7 @@ def _check_memory(registry: Registry, datasets: Sequence[str], sizes: Sequence[i
         spec = registry.dataset(d)
         channels = spec.image_shape[2] if len(spec.image_shape) > 2 else 1
         for size in sizes:
-            if size == NATIVE:
+            if not isinstance(size, int):  # NATIVE
                 continue
             needed = spec.n_samples * size * size * channels * 4
             if needed > total:

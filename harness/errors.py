@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
+from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -20,3 +22,10 @@ class ExitCode(enum.IntEnum):
 
 class UsageError(Exception):
     """A mistake the user can fix: the message names the bad value and what would be valid."""
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to ``name``, else ``""``: the hint that
+    every message about an unknown name carries, worded once."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

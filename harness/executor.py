@@ -10,7 +10,6 @@ On a machine with GPUs each worker sees only the GPU(s) it was given (``CUDA_VIS
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from harness import worker
+from harness.environ import temporary_environ
 from harness.gpus import GpuSlots
 from harness.messages import Failure, Message, Outcome, Result, Update
 from harness.sweep import Job
@@ -105,9 +105,7 @@ class LocalExecutor:
         env = dict(self.settings.env)
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with temporary_environ(env):
             process = self._ctx.Process(
                 target=worker.run,
                 args=([job.to_dict() for job in task], self.settings, child_conn),
@@ -115,12 +113,6 @@ class LocalExecutor:
                 daemon=True,
             )
             process.start()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         child_conn.close()
         self._running[parent_conn] = _Running(
             jobs={job.run_key: job for job in task}, process=process, conn=parent_conn, gpus=gpus

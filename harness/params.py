@@ -6,12 +6,11 @@ evaluated as code: strings are parsed as numbers or booleans, never passed to ``
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.types import MethodSpec, Param
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -59,10 +58,9 @@ def coerce(method: str, p: Param, value: Any) -> Any:
         if not isinstance(value, str):
             raise _fail(method, p, value)
         if p.choices and value not in p.choices:
-            close = difflib.get_close_matches(value, p.choices, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(
-                f"method {method!r}: parameter {p.name!r} must be {describe(p)}, got {value!r}{hint}"
+                f"method {method!r}: parameter {p.name!r} must be {describe(p)}, got {value!r}"
+                + did_you_mean(value, p.choices)
             )
         return value
     # numbers
@@ -113,10 +111,11 @@ def resolve(spec: MethodSpec, given: Mapping[str, Any]) -> dict[str, Any]:
     names = [p.name for p in spec.params]
     for key in given:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             valid = ", ".join(names) if names else "none"
-            raise UsageError(f"method {spec.name!r} has no parameter {key!r}{hint}; its parameters: {valid}")
+            raise UsageError(
+                f"method {spec.name!r} has no parameter {key!r}{did_you_mean(key, names)}; "
+                f"its parameters: {valid}"
+            )
     resolved = spec.defaults()
     for key, value in given.items():
         resolved[key] = coerce(spec.name, spec.param(key), value)

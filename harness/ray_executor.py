@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import sys
 import time
 from collections import deque
@@ -29,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import worker
+from harness.environ import temporary_environ
 from harness.errors import UsageError
 from harness.executor import Task
 from harness.messages import Failure, Message, Outcome, Result, Update
+from harness.netcheck import unreachable
 from harness.sweep import Job
 
 OBJECT_STORE_BYTES = 512 * 1024**2
@@ -55,15 +56,11 @@ def check_address(address: str) -> None:
     m = _ADDRESS.fullmatch(address.strip())
     if m is None or not 0 < int(m.group("port")) < 65536:
         raise UsageError(f"--ray-address: expected {VALID_ADDRESSES}, got {address!r}")
-    host, port = m.group("host").strip("[]"), int(m.group("port"))
-    try:
-        with socket.create_connection((host, port), timeout=5):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    reason = unreachable(m.group("host").strip("[]"), int(m.group("port")))
+    if reason is not None:
         raise UsageError(
             f"--ray-address: no Ray cluster answers at {address!r} ({reason}); expected {VALID_ADDRESSES}"
-        ) from None
+        )
 
 
 # -- the worker's side: the protocol of harness.worker, carried through Ray ------------------------
@@ -196,25 +193,24 @@ class RayExecutor:
         # A local instance's workers inherit this environment, so they need no runtime_env (which
         # would make Ray start a second set of workers); a cluster's workers get it as one.
         env = {**_QUIET_ENV, **self.settings.env, **(_local_paths() if self.address is None else {})}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         try:
-            if self.address is None:
-                ray.init(
-                    address="local",
-                    num_cpus=self.max_workers or os.cpu_count(),
-                    object_store_memory=OBJECT_STORE_BYTES,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-            else:
-                ray.init(
-                    address=self.address,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                    runtime_env={"env_vars": dict(self.settings.env)} if self.settings.env else None,
-                )
+            with temporary_environ(env):
+                if self.address is None:
+                    ray.init(
+                        address="local",
+                        num_cpus=self.max_workers or os.cpu_count(),
+                        object_store_memory=OBJECT_STORE_BYTES,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                    )
+                else:
+                    ray.init(
+                        address=self.address,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        runtime_env={"env_vars": dict(self.settings.env)} if self.settings.env else None,
+                    )
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if self.address is None:
@@ -222,12 +218,6 @@ class RayExecutor:
             raise UsageError(
                 f"--ray-address: cannot use Ray at {self.address!r}: {first}; expected {VALID_ADDRESSES}"
             ) from None
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         self._connected = True
 
     def shutdown(self) -> None:

@@ -10,10 +10,9 @@ import json
 import logging
 import os
 import platform
-import socket
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -24,6 +23,7 @@ import yaml
 from harness import record
 from harness.errors import UsageError
 from harness.messages import JobResult, Outcome
+from harness.netcheck import unreachable
 from harness.sweep import Job
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ PARENT_TAG = record.PARENT
 DRY_RUN_TAG = record.DRY_RUN
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _FLUSH_SECONDS = 5.0
+_PAGE = 5000  # runs per search page
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -52,15 +53,26 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    reason = unreachable(parsed.hostname, port, timeout)
+    if reason is not None:
         raise UsageError(
             f"cannot use tracking store {uri!r}: nothing answers at {parsed.hostname}:{port} ({reason}); "
             "start the server (mlflow server ...) or give a sqlite:///PATH or file URI"
-        ) from None
+        )
+
+
+def search_all_runs(client: Any, experiment_ids: Sequence[str], filter_string: str = "") -> list[Any]:
+    """Every active run of ``experiment_ids`` matching ``filter_string``, page after page (a search
+    returns one page at a time, and an experiment of a large sweep holds more than one)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            list(experiment_ids), filter_string=filter_string, max_results=_PAGE, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def _quiet_store_logs() -> None:
@@ -118,15 +130,7 @@ class Tracker:
 
     def search(self, filter_string: str = "") -> list[Any]:
         """Every active run of the experiment matching ``filter_string`` (all pages)."""
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id], filter_string=filter_string, max_results=5000, page_token=token
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_all_runs(self.client, [self.experiment_id], filter_string)
 
     def runs_frame(self, run_keys: Iterable[str] | None = None) -> Any:
         """The experiment's job runs as :func:`harness_reports.load_runs` gives them."""

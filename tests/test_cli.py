@@ -260,6 +260,29 @@ def test_a_dry_run_recorded_offline_stays_out_of_reports(tmp_path, capsys):
     assert len(list(journal.records())) == 2 and len(journal.runs_frame()) == 1
 
 
+def test_mlflow_tracking_uri_is_where_run_import_and_report_meet(tmp_path, capsys, monkeypatch):
+    """MLflow's own variable, and no --tracking-uri anywhere: every command uses the same store."""
+    import csv
+    import io
+
+    uri = _uri(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # where the default store would go
+    run = ["run", "--experiment", "t", "--methods", "kmeans", "--param", "kmeans.n_init=1"]
+    assert main([*run, "--seeds", "0"]) == ExitCode.OK
+    assert main([*run, "--seeds", "1", "--offline", str(tmp_path / "j")]) == ExitCode.OK
+    assert main(["import", str(tmp_path / "j")]) == ExitCode.OK
+    capsys.readouterr()
+    assert main(["report", "--experiment", "t", "--format", "csv"]) == ExitCode.OK
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted((r["method"], r["seed"], r["status"]) for r in rows) == [
+        ("kmeans", "0", "FINISHED"),
+        ("kmeans", "1", "FINISHED"),
+    ]
+    assert {r.info.run_id for r in _children(uri)[2]} == {r["run_id"] for r in rows}
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_list_json_names_providers_and_parameters(capsys):
     assert main(["list", "--json"]) == ExitCode.OK
     listing = json.loads(capsys.readouterr().out)
@@ -268,6 +291,104 @@ def test_list_json_names_providers_and_parameters(capsys):
     n_init = next(p for p in kmeans["params"] if p["name"] == "n_init")
     assert n_init["default"] == 20 and n_init["type"] == "int" and n_init["help"]
     assert {d["name"] for d in listing["datasets"]} >= {"digits", "mnist", "fmnist", "usps", "coil20"}
+
+
+BROKEN_PLUGINS = {
+    "bp_noimport": (
+        "import no_such_dependency_xyz\n",
+        "failed to load: ModuleNotFoundError: No module named",
+    ),
+    "bp_raising": (
+        "from harness import hookimpl\n\n@hookimpl\ndef harness_methods():\n    raise RuntimeError('down')\n",
+        "raised in harness_methods(): RuntimeError: down",
+    ),
+    "bp_typo": (
+        "from harness import hookimpl\n\n@hookimpl\ndef harness_method():\n    return []\n",
+        "implements unknown hook 'harness_method' (did you mean 'harness_methods'?)",
+    ),
+}
+
+
+@pytest.fixture
+def broken_plugins(tmp_path, monkeypatch):
+    """Plugin modules broken in three ways, importable here and in spawned workers: (--plugin args, problems)."""
+    (tmp_path / "plugins").mkdir()
+    for name, (source, _) in BROKEN_PLUGINS.items():
+        (tmp_path / "plugins" / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    return [arg for name in BROKEN_PLUGINS for arg in ("--plugin", name)], {
+        name: problem for name, (_, problem) in BROKEN_PLUGINS.items()
+    }
+
+
+def test_list_shows_broken_plugins_as_broken_and_lists_the_rest(broken_plugins, capsys):
+    args, problems = broken_plugins
+    assert main(["list", "--json", *args]) == ExitCode.OK
+    listing = json.loads(capsys.readouterr().out)
+    assert "kmeans" in {m["name"] for m in listing["methods"]} and listing["datasets"]
+    broken = {b["plugin"]: b["problem"] for b in listing["broken"]}
+    assert broken.keys() == problems.keys()
+    assert all(broken[name].startswith(problem) for name, problem in problems.items())
+    assert main(["list", *args]) == ExitCode.OK
+    out = " ".join(capsys.readouterr().out.split())
+    assert "kmeans" in out and "bp_raising" in out and out.count("broken:") == len(problems)  # rows wrap
+
+
+def test_a_run_that_needs_no_broken_plugin_warns_once_each_and_runs(broken_plugins, tmp_path, capsys):
+    from harness.journal import Journal
+
+    args, problems = broken_plugins
+    offline = tmp_path / "j"
+    argv = ["run", *args, "--methods", "kmeans", "--seeds", "0", "--param", "kmeans.n_init=1"]
+    assert main([*argv, "--offline", str(offline)]) == ExitCode.OK  # the workers load the same plugins
+    assert [r["status"] for r in Journal(offline).records()] == ["FINISHED"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness: warning")]
+    assert len(warnings) == len(problems)
+    for name, problem in problems.items():
+        line = next(w for w in warnings if f"plugin {name!r}" in w)
+        assert problem in line and line.endswith(f"; skip it with --no-plugin {name}")
+    # --no-plugin takes a comma list, like --methods
+    skip = ["--no-plugin", "bp_noimport,bp_raising", "--no-plugin", "bp_typo"]
+    assert main([*argv, *skip, "--offline", str(tmp_path / "k")]) == ExitCode.OK
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_run_that_needs_a_broken_plugin_is_one_line_exit_2(broken_plugins, tmp_path, capsys):
+    args, _ = broken_plugins
+    argv = ["run", *args, "--methods", "mine", "--offline", str(tmp_path / "j")]
+    assert main(argv) == ExitCode.USAGE_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: unknown method 'mine'; installed methods: ") and "\n" not in err
+    assert (
+        "plugin 'bp_raising' raised in harness_methods(): RuntimeError: down; skip it with --no-plugin bp_raising"
+        in err
+    )
+    assert not (tmp_path / "j").exists()
+
+
+def test_a_name_two_plugins_offer_is_refused_where_asked_for(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bp_clash.py").write_text(
+        "from harness import MethodResult, MethodSpec, hookimpl\n\n@hookimpl\ndef harness_methods():\n"
+        "    return [MethodSpec('flaky', lambda *a, **k: MethodResult(labels=None))]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = [
+        "run",
+        "--plugin",
+        "harness_test_plugins",
+        "--plugin",
+        "bp_clash",
+        "--offline",
+        str(tmp_path / "j"),
+    ]
+    clash = (
+        "method 'flaky' is provided twice: by plugin 'harness_test_plugins' and by plugin 'bp_clash'; "
+        "skip one with --no-plugin harness_test_plugins or --no-plugin bp_clash"
+    )
+    assert main([*argv, "--methods", "flaky"]) == ExitCode.USAGE_ERROR
+    assert capsys.readouterr().err.strip() == f"harness: error: {clash}"
+    assert main([*argv, "--methods", "kmeans", "--seeds", "0", "--param", "kmeans.n_init=1"]) == ExitCode.OK
+    assert f"harness: warning: {clash}\n" in capsys.readouterr().err
 
 
 def test_data_command_reports_missing_files(tmp_path, capsys):

@@ -126,3 +126,17 @@ def test_param_flag_syntax():
     }
     with pytest.raises(UsageError, match="expected METHOD.NAME=VALUE"):
         parse_param_flags(["n_init=3"])
+
+
+def test_tracking_uri_flag_then_file_then_mlflow_variable_then_default(registry, tmp_path, monkeypatch):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("tracking_uri: sqlite:///file.db\n")
+    assert build_sweep(registry).tracking_uri == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    assert build_sweep(registry).tracking_uri == "sqlite:///env.db"
+    assert build_sweep(registry, {"tracking_uri": None}).tracking_uri == "sqlite:///env.db"
+    assert build_sweep(registry, read_config(cfg)).tracking_uri == "sqlite:///file.db"
+    flag = {"tracking_uri": "sqlite:///flag.db"}
+    assert build_sweep(registry, read_config(cfg), flag).tracking_uri == "sqlite:///flag.db"
+    with pytest.raises(UsageError, match="tracking_uri: expected a non-empty string, got 5"):
+        build_sweep(registry, {"tracking_uri": 5})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import types
 
 import pytest
@@ -84,54 +85,70 @@ def test_a_plugin_module_loaded_twice_registers_once():
     assert registry.methods["kmeans"][1].plugin == "kmeans"
 
 
-def test_same_method_from_two_plugins_names_both(fake_dists):
+def test_same_method_from_two_plugins_names_both_and_costs_only_that_name(fake_dists):
     fake_dists.append(FakeDist("harness-a", "1.0", [FakeEntryPoint("a", _method_plugin("dup"))]))
     fake_dists.append(FakeDist("harness-b", "2.0", [FakeEntryPoint("b", _method_plugin("dup"))]))
-    with pytest.raises(
-        PluginError,
-        match="method 'dup' is provided twice: by plugin '.' \\(harness-.-.\\.0\\) and by plugin '.'",
-    ):
-        build_registry(make_plugin_manager())
-
-
-def test_plugin_that_fails_to_import_is_named(fake_dists):
-    fake_dists.append(
-        FakeDist("harness-broken", "0.1", [FakeEntryPoint("broken", ImportError("no module named torch"))])
+    fake_dists.append(FakeDist("harness-toy", "1.0", [FakeEntryPoint("toy", _method_plugin("toy"))]))
+    registry = build_registry(make_plugin_manager())
+    assert set(registry.methods) == {"toy"} and set(registry.plugins) == {"a", "b", "toy"}
+    message = (
+        "method 'dup' is provided twice: by plugin 'a' (harness-a-1.0) and by plugin 'b' (harness-b-2.0); "
+        "skip one with --no-plugin a or --no-plugin b"
     )
+    assert registry.problems() == [message]
+    with pytest.raises(PluginError, match=re.escape(message)):
+        registry.method("dup")
+    assert "dup" in build_registry(make_plugin_manager(blocked=["b"])).methods
+
+
+def _broken_plugins():
+    """Entry points broken in each way, by name: what ``str`` of each should say after the name."""
+    typo = types.ModuleType("typo")
+    typo.harness_method = hookimpl(lambda: [])  # missing "s"
+
+    def boom():
+        raise RuntimeError("the registry service is down")
+
+    raising = types.ModuleType("raising")
+    raising.harness_methods = hookimpl(boom)
+    args = types.ModuleType("args")
+    args.harness_methods = hookimpl(lambda registry: [])  # an argument the hook does not pass
+    wrong = types.ModuleType("wrong")
+    wrong.harness_datasets = hookimpl(lambda: ["not a spec"])
+    return {
+        "noimport": (
+            ImportError("no module named torch"),
+            "failed to load: ImportError: no module named torch",
+        ),
+        "typo": (typo, "implements unknown hook 'harness_method' (did you mean 'harness_methods'?)"),
+        "raising": (raising, "raised in harness_methods(): RuntimeError: the registry service is down"),
+        "args": (
+            args,
+            "does not fit the hooks: <lambda>(registry) Argument(s) {'registry'} are declared in the "
+            "hookimpl but can not be found in the hookspec",
+        ),
+        "wrong": (wrong, "returned 'not a spec' from harness_datasets(), expected DatasetSpec objects"),
+    }
+
+
+@pytest.mark.parametrize("name", ["noimport", "typo", "raising", "args", "wrong"])
+def test_a_broken_plugin_is_left_out_with_one_line_and_the_rest_works(fake_dists, name):
+    obj, problem = _broken_plugins()[name]
+    fake_dists.append(FakeDist(f"harness-{name}", "0.1", [FakeEntryPoint(name, obj)]))
+    fake_dists.append(FakeDist("harness-toy", "1.0", [FakeEntryPoint("toy", _method_plugin("toy"))]))
+    registry = build_registry(make_plugin_manager())
+    line = f"plugin {name!r} (harness-{name}-0.1) {problem}; skip it with --no-plugin {name}"
+    assert registry.problems() == [line]
+    assert registry.method("toy").name == "toy" and set(registry.plugins) == {"toy"}
+    # what it may have provided: the error names it and its cause
+    with pytest.raises(PluginError, match=f"^method {name!r} is not available: {re.escape(line)}$"):
+        registry.method(name)
     with pytest.raises(
-        PluginError, match="plugin 'broken \\(harness-broken\\)' failed to load: no module named torch"
-    ) as info:
-        make_plugin_manager()
-    assert info.value.plugin.startswith("broken")
-    assert isinstance(info.value.__cause__, ImportError)
-
-
-def test_wrong_return_type_is_a_contract_error(fake_dists):
-    mod = types.ModuleType("bad")
-
-    @hookimpl
-    def harness_datasets():
-        return ["not a spec"]
-
-    mod.harness_datasets = harness_datasets
-    fake_dists.append(FakeDist("harness-bad", "0.1", [FakeEntryPoint("bad", mod)]))
-    with pytest.raises(
-        PluginError, match="harness_datasets\\(\\) returned 'not a spec', expected DatasetSpec"
+        UsageError, match=f"^unknown method 'other'; installed methods: toy; not loaded: {re.escape(line)}$"
     ):
-        build_registry(make_plugin_manager())
-
-
-def test_misspelt_hook_is_rejected(fake_dists):
-    mod = types.ModuleType("typo")
-
-    @hookimpl
-    def harness_method():  # missing "s"
-        return []
-
-    mod.harness_method = harness_method
-    fake_dists.append(FakeDist("harness-typo", "0.1", [FakeEntryPoint("typo", mod)]))
-    with pytest.raises(Exception, match="unknown hook 'harness_method'"):
-        make_plugin_manager()
+        registry.method("other")
+    blocked = build_registry(make_plugin_manager(blocked=[name]))
+    assert not blocked.problems() and set(blocked.methods) == {"toy"}
 
 
 def test_extra_module_by_import_path(fake_dists):
