@@ -367,3 +367,13 @@ def test_plot_takes_seeds_and_identities(tiny_sweep, tmp_path, capsys):
     assert "--seeds: expected" in capsys.readouterr().err
     assert main([*args, "--seeds", "0", "--methods", "kmeans", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "seed-spread.png").is_file()
+
+
+def test_the_caption_names_each_rows_seeds_where_rows_differ(runs):
+    usps = runs[runs.seed < 2].assign(dataset="usps", run_key=lambda f: f["run_key"] + "-usps")
+    both = pd.concat([runs, usps], ignore_index=True)
+    assert (
+        "each row's seeds, the same in every column of a row (digits: 0--2; usps: 0, 1)"
+        in tables.to_latex(both)
+    )
+    assert "seeds 0--2 (3 seeds), the same in every column" in tables.to_latex(runs)
