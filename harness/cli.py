@@ -256,6 +256,20 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     _add_experiment_option(parser)
     parser.add_argument("--methods", metavar="LIST", help="only these methods (comma-separated)")
     parser.add_argument("--datasets", metavar="LIST", help="only these datasets (comma-separated)")
+    parser.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="only these seeds, such as 0-4 or 0,3,5-7 (default: all); a row's seed set is then the "
+        "selected seeds any of its columns ran",
+    )
+    parser.add_argument(
+        "--all-identities",
+        action="store_true",
+        help="also show runs of older identities (earlier method, dataset or harness code, or other "
+        "data) of a configuration, each as a column of its own named by the digest that differs, "
+        "e.g. 'kmeans [method 3f2a91]'; by default only each configuration's newest identity per "
+        "dataset and size is shown and the runs left out are counted",
+    )
 
 
 def _add_tracking_uri_option(parser: argparse.ArgumentParser, first: str = "") -> None:
@@ -661,10 +675,17 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _tracked_runs(args: argparse.Namespace):
-    """The child runs of ``--experiment`` in the store, filtered by ``--methods``/``--datasets``."""
+    """The child runs of ``--experiment`` in the store, filtered by ``--methods``/``--datasets``/
+    ``--seeds``, one identity per cell (``--all-identities``: older ones as columns of their own).
+
+    Returns the tracker, the runs and how many runs of older identities were left out (said on
+    standard error here), so that the table, ``--compare`` and the figures use the same runs.
+    """
     from harness.tracking import Tracker, sqlite_path
     from harness_reports import load_runs
+    from harness_reports.identities import left_out_text, split_identities
     from harness_reports.runs import select, split_names
+    from harness_reports.tables import seed_ranges
 
     uri = _tracking_uri(args)
     db = sqlite_path(uri)
@@ -687,7 +708,19 @@ def _tracked_runs(args: argparse.Namespace):
             f"experiment {experiment!r} in {uri} has no job runs to report (runs of --dry-run "
             "smoke tests are left out)"
         )
-    return tracker, runs
+    if args.seeds is not None:
+        try:
+            seeds = config_mod.parse_seeds(args.seeds)
+        except UsageError as exc:
+            raise UsageError(f"--{exc}") from None
+        known = seed_ranges(sorted(set(runs["seed"]))).replace("--", "-")
+        runs = runs[runs["seed"].isin(seeds)]
+        if runs.empty:
+            raise UsageError(f"--seeds {args.seeds}: no runs of these seeds; the runs have seeds {known}")
+    runs, left_out = split_identities(runs, keep_older=args.all_identities)
+    if len(left_out):
+        print(f"harness: {left_out_text(left_out)}", file=sys.stderr)
+    return tracker, runs, len(left_out)
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
@@ -708,7 +741,7 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         where = "is a folder" if out.is_dir() else f"its folder {out.parent} does not exist"
         raise UsageError(f"--out: cannot write {out}: {where}")
-    _, runs = _tracked_runs(args)
+    _, runs, left_out = _tracked_runs(args)
     pair = []
     if args.compare is not None:
         for name in split_names(args.compare):
@@ -723,9 +756,9 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
         if pair[0] == pair[1]:
             raise UsageError(f"--compare: compare {pair[0]!r} with another method, not with itself")
     if args.format == "latex":
-        text = tables.to_latex(runs, metrics)
+        text = tables.to_latex(runs, metrics, left_out=left_out)
     elif args.format == "markdown":
-        text = tables.to_markdown(runs, metrics)
+        text = tables.to_markdown(runs, metrics, left_out=left_out)
     else:
         text = tables.to_csv(runs)
     if pair:
@@ -748,7 +781,7 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
 def cmd_plot(args: argparse.Namespace) -> ExitCode:
     from harness_reports.figures import make_figures
 
-    tracker, runs = _tracked_runs(args)
+    tracker, runs, _ = _tracked_runs(args)
     written = make_figures(tracker.client, runs, Path(args.out), with_tsne=not args.no_tsne)
     for path in written:
         print(path)

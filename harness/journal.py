@@ -152,25 +152,19 @@ class Journal:
 
     def runs_frame(self, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
         """The same tidy frame as :func:`harness_reports.load_runs`, from the folder."""
-        from harness_reports.runs import METRICS, configuration, tidy
+        from harness_reports.runs import run_row, tidy
 
         wanted = None if run_keys is None else set(run_keys)
         return tidy(
-            {
-                "run_id": r["run_key"],
-                "status": r["status"],
-                "method": r["job"]["method"],
-                "dataset": r["job"]["dataset"],
-                "variant": r["job"].get("dataset_variant"),
-                "input_size": int(r["job"]["input_size"]),
-                "seed": int(r["job"]["seed"]),
-                "run_key": r["run_key"],
-                "start_time": r["start_time"],
-                "config": configuration(
-                    r["job"]["resize_filter"], r["job"]["params"], r["job"].get("unkeyed", ())
-                ),
-                **{m: r.get("metrics", {}).get(m, float("nan")) for m in METRICS},
-            }
+            run_row(
+                r["run_key"],
+                r["status"],
+                r["run_key"],
+                r["start_time"],
+                r["job"],
+                r.get("tags", {}),
+                r.get("metrics", {}),
+            )
             for r in self.records()
             # smoke tests (--dry-run) only where asked for by key: the sweep's own summary
             if (r["run_key"] in wanted if wanted is not None else not r["job"].get("dry_run"))

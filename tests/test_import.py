@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,10 +11,13 @@ import time
 from pathlib import Path
 
 from mlflow import MlflowClient
+from stamped_runs import identity_tags
 
 from harness.cli import main
 from harness.errors import ExitCode
 from harness.journal import Journal
+from harness_reports import load_runs
+from harness_reports.runs import IDENTITY_COLUMNS
 
 HELPERS = Path(__file__).parent / "helpers"
 
@@ -116,3 +120,26 @@ def test_import_dates_the_sweep_run_by_its_jobs_without_sweep_times(tmp_path: Pa
     assert parent.info.start_time == min(r["start_time"] for r in records)
     assert parent.info.end_time == max(r["end_time"] for r in records)
     assert parent.data.metrics["jobs_killed"] == 0
+
+
+def test_the_journal_reads_identities_and_defaults_as_the_store_does(tmp_path: Path):
+    offline = tmp_path / "offline"
+    run = ["run", "--methods", "kmeans", "--datasets", "digits", "--seeds", "0-1", "--param", "kmeans.n_init=2",
+           "--offline", str(offline)]  # fmt: skip
+    assert main(run) == ExitCode.OK
+    for path in (offline / "runs").glob("*/record.json"):  # the tags a job's run carries
+        record = json.loads(path.read_text())
+        record["tags"] |= identity_tags("kmeans", "a")
+        path.write_text(json.dumps(record))
+    frame = Journal(offline).runs_frame()
+    assert set(frame["method"]) == {"kmeans (n_init=2)"} and set(frame["base_method"]) == {"kmeans"}
+    assert set(frame["non_defaults"]) == {"n_init 2 (default 20)"}
+    assert set(frame["method_identity"]) == {"a" * 16} and set(frame["data_digest"]) == {"d" * 16}
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["import", str(offline), "--tracking-uri", uri, "--experiment", "t"]) == ExitCode.OK
+    client = MlflowClient(tracking_uri=uri)
+    stored = load_runs(client, client.get_experiment_by_name("t").experiment_id)
+    columns = ["method", "base_method", "dataset", "input_size", "seed", "status", "run_key", "start_time",
+               "config", "param_defaults", "non_defaults", *IDENTITY_COLUMNS, "acc", "nmi_geometric"]  # fmt: skip
+    assert frame[columns].equals(stored[columns])

@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from stamped_runs import stamp
 
 from harness.cli import main
 from harness.errors import ExitCode
 from harness_reports import load_runs, plots, stats, tables
 from harness_reports.figures import make_figures
+from harness_reports.identities import split_identities
+from harness_reports.runs import configurations
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def test_failed_seed_is_excluded_and_counted(runs):
     finished = runs[(runs.method == "flaky") & (runs.status == "FINISHED")]["acc"]
     assert flaky["mean"] == pytest.approx(finished.mean())
     assert flaky["std"] == pytest.approx(finished.std(ddof=1))  # the sample std
-    assert "(n=2)" in tables.wide(long).loc["digits", ("ACC", "flaky")]
+    assert "(n=2/3)" in tables.wide(long).loc["digits", ("ACC", "flaky")]
 
 
 def test_bold_marks_the_true_best_and_underline_the_second(runs):
@@ -69,7 +72,7 @@ def test_latex_structure(runs, tiny_methods, tmp_path):
     assert len(cells) == 1 + 2 * len(tiny_methods)  # label + (ACC, NMI) x methods
     assert sum(c.startswith("\\textbf{") for c in cells) == 2  # one best per metric
     assert sum(c.startswith("\\underline{") for c in cells) == 2
-    assert re.search(r"\d\.\d{3} \$\\pm\$ \d\.\d{3} \(n=2\)", body[0])
+    assert re.search(r"\d\.\d{3} \$\\pm\$ \d\.\d{3} \(n=2/3\)", body[0])
     if shutil.which("pdflatex"):
         doc = tmp_path / "t.tex"
         doc.write_text(
@@ -89,9 +92,10 @@ def test_csv_is_tidy_one_row_per_run(runs, tiny_methods):
 
 
 def test_wilcoxon_pairs_only_seeds_both_finished(runs):
-    both = stats.paired_wilcoxon(runs, "kmeans", "curves", "acc").iloc[0]
+    (kmeans,) = configurations(runs, "kmeans")  # kmeans (n_init=2) where runs record the defaults
+    both = stats.paired_wilcoxon(runs, kmeans, "curves", "acc").iloc[0]
     assert both.n_pairs == 3 and 0 < both.p_value <= 1
-    with_failure = stats.paired_wilcoxon(runs, "kmeans", "flaky", "acc").iloc[0]
+    with_failure = stats.paired_wilcoxon(runs, kmeans, "flaky", "acc").iloc[0]
     assert with_failure.n_pairs == 2
 
 
@@ -131,7 +135,7 @@ def test_report_and_plot_commands(tiny_sweep, tmp_path, capsys):
     assert "Wilcoxon signed-rank, kmeans vs curves" in capsys.readouterr().err
     assert main(["report", *args, "--methods", "kmeans", "--format", "csv"]) == 0
     csv = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
-    assert len(csv) == 3 and set(csv.method) == {"kmeans"}
+    assert len(csv) == 3 and set(csv.base_method) == {"kmeans"}
     assert main(["report", *args, "--methods", "kmeanz"]) == ExitCode.USAGE_ERROR
     assert "did you mean 'kmeans'" in capsys.readouterr().err
     assert main(["plot", *args, "--out", str(tmp_path / "figs"), "--no-tsne"]) == 0
@@ -199,6 +203,8 @@ def test_configurations_of_one_method_are_never_pooled(tmp_path, capsys, store):
         (["--metrics", " , "], "--metrics: expected a comma-separated list"),
         (["--out", "/nonexistent/x.tex"], "--out: cannot write /nonexistent/x.tex"),
         (["--methods", ""], "--methods: expected a comma-separated list"),
+        (["--seeds", "1-x"], "--seeds: expected integers >= 0 or ranges like 0-9, got '1-x'"),
+        (["--seeds", "7-9"], "--seeds 7-9: no runs of these seeds; the runs have seeds 0-2"),
     ],
 )
 def test_report_usage_errors_are_one_line(tiny_sweep, capsys, extra, message):
@@ -251,3 +257,123 @@ def test_plot_help_has_a_description(capsys):
     with pytest.raises(SystemExit):
         main(["plot", "--help"])
     assert "t-SNE" in capsys.readouterr().out.split("options:")[0]
+
+
+def _cells(markdown: str) -> dict[str, str]:
+    """Header → cell of a one-row Markdown table, without bold or underline."""
+    lines = markdown.splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    row = [
+        c.strip().strip("*").removeprefix("<u>").removesuffix("</u>") for c in lines[2].strip("|").split("|")
+    ]
+    return dict(zip(header, row, strict=True))
+
+
+def test_sweeps_of_different_seeds_compare_the_same_seeds_visibly(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = ["run", "--methods", "kmeans", "--datasets", "digits", "--tracking-uri", uri]
+    assert main([*base, "--seeds", "0-5", "--param", "kmeans.n_init=2"]) == 0
+    assert main([*base, "--seeds", "3-5", "--param", "kmeans.n_init=3"]) == 0  # a later, smaller sweep
+    six, three = "kmeans (n_init=2)", "kmeans (n_init=3)"
+    client = MlflowClient(tracking_uri=uri)
+    runs = load_runs(client, client.get_experiment_by_name("harness").experiment_id)
+    acc = {name: runs[runs.method == name].set_index("seed")["acc"] for name in (six, three)}
+    report = ["report", "--tracking-uri", uri, "--metrics", "acc", "--compare", f"{six},{three}"]
+    capsys.readouterr()
+
+    assert main(report) == 0
+    out, err = capsys.readouterr()
+    cells = _cells(out)
+    assert cells[f"ACC {three}"] == f"{acc[three].mean():.3f} ± {acc[three].std():.3f} (n=3/6)"
+    assert cells[f"ACC {six}"] == f"{acc[six].mean():.3f} ± {acc[six].std():.3f}"  # all of the row's seeds
+    assert "seeds 0–5 (6 seeds), the same in every column" in out
+    # --compare tests seeds 3-5 and shows the table's means beside the paired ones
+    test = stats.paired_wilcoxon(runs, six, three, "acc").iloc[0]
+    assert test.n_pairs == 3
+    assert test[f"{six}_table"] == pytest.approx(acc[six].mean()) and test[f"{six}_n"] == "6/6"
+    assert test[f"{six}_mean"] == pytest.approx(acc[six].loc[[3, 4, 5]].mean())
+    assert test[f"{three}_table"] == pytest.approx(test[f"{three}_mean"]) and test[f"{three}_n"] == "3/6"
+    assert f"{acc[six].mean():.3f} (n=6/6)" in err and f"{acc[three].mean():.3f} (n=3/6)" in err
+    assert f"{acc[six].loc[[3, 4, 5]].mean():.3f}" in err
+
+    # --seeds 3-5: the paired seeds only; the table and the test then hold the same means
+    assert main([*report, "--seeds", "3-5"]) == 0
+    out, err = capsys.readouterr()
+    cells = _cells(out)
+    assert "(n=" not in cells[f"ACC {three}"] + cells[f"ACC {six}"]
+    assert cells[f"ACC {six}"].startswith(f"{acc[six].loc[[3, 4, 5]].mean():.3f} ± ")
+    assert "seeds 3–5 (3 seeds)" in out
+    assert f"{acc[six].loc[[3, 4, 5]].mean():.3f} (n=3/3)" in err
+
+
+def test_a_cell_shows_only_the_newest_identity_and_says_what_it_left_out(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = ["run", "--methods", "kmeans", "--datasets", "digits", "--seeds", "0-1", "--tracking-uri", uri,
+             "--param", "kmeans.n_init=2"]  # fmt: skip
+    assert main(sweep) == 0
+    assert stamp(uri, "harness", "b") == 2  # method code b
+    assert main(sweep) == 0  # after an edit of the method: its identity (and run key) changed
+    assert stamp(uri, "harness", "a") == 2
+    assert main(sweep) == 0  # the newest runs carry no identity: older than any that does
+    name = "kmeans (n_init=2)"
+    report = ["report", "--tracking-uri", uri]
+    capsys.readouterr()
+
+    assert main([*report, "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    shown = pd.read_csv(pd.io.common.StringIO(out))
+    assert len(shown) == 2 and set(shown.method_identity) == {"a" * 16} and set(shown.method) == {name}
+    assert "left out 4 run(s) of older identities" in err and "--all-identities shows them" in err
+    assert main([*report, "--format", "latex"]) == 0
+    out, err = capsys.readouterr()
+    assert "4 run(s) of older implementations or data are left out" in out
+    assert "(n=" not in out.split("\\midrule")[1]  # both seeds of the newest identity
+    assert "seeds 0, 1 (2 seeds)" in out
+
+    assert main([*report, "--all-identities", "--metrics", "acc"]) == 0
+    out, err = capsys.readouterr()
+    header = [h.strip() for h in out.splitlines()[0].strip("|").split("|")]
+    assert header == ["dataset", f"ACC {name}", f"ACC {name} [method bbbbbb]", f"ACC {name} [untagged]"]
+    assert "left out" not in err and "A name in brackets is an older identity" in out
+    older = f"{name} [method bbbbbb]"
+    assert main([*report, "--all-identities", "--metrics", "acc", "--compare", f"{name},{older}"]) == 0
+    assert f"Wilcoxon signed-rank, {name} vs {older} on acc" in capsys.readouterr().err
+
+
+def test_data_digests_split_a_cell_and_a_run_without_one_joins_its_code(runs):
+    tagged = runs.assign(method_identity="a" * 16, dataset_identity="e" * 16, core_identity="c" * 16,
+                         data_digest="1" * 16)  # fmt: skip
+    failed = tagged.status == "FAILED"  # flaky's seed 1, failed before its data were digested
+    tagged.loc[failed, "data_digest"] = None
+    shown, left_out = split_identities(tagged)
+    assert failed.sum() == 1 and left_out.empty and len(shown) == len(runs)
+    # kmeans' seed 2 ran on other data (say, after a change of the resizing), later than the rest
+    other = (tagged.base_method == "kmeans") & (tagged.seed == 2)
+    tagged.loc[other, ["data_digest", "start_time"]] = ["2" * 16, tagged.start_time.max() + 1]
+    shown, left_out = split_identities(tagged)
+    assert set(left_out.index) == set(tagged.index[(tagged.base_method == "kmeans") & ~other])
+    long = tables.build_table(tagged, ["acc"])
+    cell = long[long.method == tagged.loc[other, "method"].iloc[0]].iloc[0]
+    assert (cell.n, cell.n_total) == (1, 3) and cell["mean"] == pytest.approx(
+        tagged.loc[other, "acc"].iloc[0]
+    )
+    both, _ = split_identities(tagged, keep_older=True)
+    assert sorted(both.loc[both.base_method == "kmeans", "method"].unique())[-1].endswith("[data 111111]")
+
+
+def test_plot_takes_seeds_and_identities(tiny_sweep, tmp_path, capsys):
+    args = ["plot", "--tracking-uri", tiny_sweep[0], "--experiment", "t", "--no-tsne", "--all-identities"]
+    assert main([*args, "--seeds", "x", "--out", str(tmp_path)]) == ExitCode.USAGE_ERROR
+    assert "--seeds: expected" in capsys.readouterr().err
+    assert main([*args, "--seeds", "0", "--methods", "kmeans", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "seed-spread.png").is_file()
+
+
+def test_the_caption_names_each_rows_seeds_where_rows_differ(runs):
+    usps = runs[runs.seed < 2].assign(dataset="usps", run_key=lambda f: f["run_key"] + "-usps")
+    both = pd.concat([runs, usps], ignore_index=True)
+    assert (
+        "each row's seeds, the same in every column of a row (digits: 0--2; usps: 0, 1)"
+        in tables.to_latex(both)
+    )
+    assert "seeds 0--2 (3 seeds), the same in every column" in tables.to_latex(runs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from stamped_runs import stamp
 
 from harness.cli import main
 from harness.errors import ExitCode
@@ -117,8 +118,8 @@ def test_min_attainable_p_matches_scipy():
 
 def test_two_real_filters_split_and_the_native_runs_stay_apart(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _run(uri, "--sizes", "native,16", "--seeds", "0-1", "--param", "kmeans.n_init=2")
-    _run(uri, "--sizes", "16", "--seeds", "0-1", "--param", "kmeans.n_init=2", "--resize-filter", "lanczos")
+    _run(uri, "--sizes", "native,16", "--seeds", "0-1")  # at the defaults: named by the filter alone
+    _run(uri, "--sizes", "16", "--seeds", "0-1", "--resize-filter", "lanczos")
     client = MlflowClient(tracking_uri=uri)
     frame = load_runs(client, client.get_experiment_by_name("harness").experiment_id)
     sizes = frame.groupby("method")["input_size"].apply(sorted).to_dict()
@@ -132,3 +133,34 @@ def test_two_real_filters_split_and_the_native_runs_stay_apart(tmp_path, capsys)
     assert main(["report", "--tracking-uri", uri, "--methods", "kmeans"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert "ACC kmeans (resize_filter=bilinear)" in header and "ACC kmeans (resize_filter=lanczos)" in header
+
+
+def _frame(uri: str) -> pd.DataFrame:
+    client = MlflowClient(tracking_uri=uri)
+    return load_runs(client, client.get_experiment_by_name("harness").experiment_id)
+
+
+def test_a_configuration_is_named_by_what_departs_from_the_defaults(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _run(uri, "--seeds", "0-1", "--param", "kmeans.n_init=2")
+    assert set(_frame(uri)["method"]) == {"kmeans"}  # runs that record no defaults: today's rule
+    stamp(uri, "harness", "a")  # the defaults kmeans declares (n_init 20, max_iter 300), as recorded
+    frame = _frame(uri)
+    assert set(frame["method"]) == {"kmeans (n_init=2)"}  # the only configuration, yet not plain
+    tex = tables.to_latex(frame)
+    assert "kmeans (n\\_init=2): n\\_init 2 (default 20)" in tex.split("\\label")[0]  # in the caption
+
+    # a second configuration: named by what differs between them and from the defaults, no more
+    _run(uri, "--seeds", "0-1", "--param", "kmeans.n_init=2", "--param", "kmeans.max_iter=50")
+    stamp(uri, "harness", "a")
+    assert sorted(set(_frame(uri)["method"])) == [
+        "kmeans (max_iter=300, n_init=2)",
+        "kmeans (max_iter=50, n_init=2)",
+    ]
+    capsys.readouterr()
+    assert main(["report", "--tracking-uri", uri, "--format", "latex"]) == 0
+    caption = capsys.readouterr().out.split("\\label")[0]
+    assert "kmeans (max\\_iter=300, n\\_init=2): n\\_init 2 (default 20);" in caption
+    assert (
+        "kmeans (max\\_iter=50, n\\_init=2): max\\_iter 50 (default 300), n\\_init 2 (default 20)." in caption
+    )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from harness_reports import plots
+from harness_reports.identities import split_identities
 
 CURVES = ("curve/acc", "curve/loss", "curve/pretrain_loss")
 
@@ -51,6 +52,7 @@ def make_figures(client, runs: pd.DataFrame, out_dir: Path, *, with_tsne: bool =
     """Write the figures for ``runs`` (a :func:`~harness_reports.load_runs` frame) under ``out_dir``."""
     out_dir = Path(out_dir)
     written: list[Path] = []
+    runs, _ = split_identities(runs)  # one identity per configuration, dataset and size
     done = runs[runs["status"] == "FINISHED"]
     if done.empty:
         return written

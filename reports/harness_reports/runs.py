@@ -10,6 +10,16 @@ from typing import Any
 
 import pandas as pd
 
+from harness import record
+
+IDENTITY_COLUMNS = {
+    "method_identity": record.METHOD_IDENTITY,
+    "dataset_identity": record.DATASET_IDENTITY,
+    "core_identity": record.CORE_IDENTITY,
+    "data_digest": record.DATA_DIGEST,
+}
+"""Frame column → run tag of what produced a run: a table never pools runs that differ in one.
+Runs recorded before these tags existed have None (one more identity, older than any tagged)."""
 COLUMNS = (
     "run_id",
     "status",
@@ -21,6 +31,8 @@ COLUMNS = (
     "run_key",
     "start_time",
     "config",
+    "param_defaults",
+    *IDENTITY_COLUMNS,
 )
 NATIVE = "none"
 """The resize filter recorded for a run at its dataset's native size (nothing was resized)."""
@@ -37,7 +49,7 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
     runs, token = [], None
     while True:
         page = client.search_runs(
-            [experiment_id], filter_string="tags.`harness.kind` = 'job'", max_results=5000, page_token=token
+            [experiment_id], filter_string=f"tags.`{record.KIND}` = 'job'", max_results=5000, page_token=token
         )
         runs.extend(page)
         token = page.token
@@ -46,34 +58,57 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
     wanted = None if run_keys is None else set(run_keys)
     rows = []
     for run in runs:
-        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        key = tags.get("harness.run_key")
+        tags, params = run.data.tags, run.data.params
+        key = tags.get(record.RUN_KEY)
         if wanted is not None and key not in wanted:
             continue
-        if wanted is None and tags.get("harness.dry_run") == "true":
+        if wanted is None and tags.get(record.DRY_RUN) == "true":
             continue  # a smoke test's scores: only the sweep that made them shows them
-        method = params.get("method", tags.get("harness.method"))
+        method = params.get("method", tags.get(record.METHOD))
         prefix = f"{method}."
+        job = {
+            "method": method,
+            "dataset": params.get("dataset", tags.get(record.DATASET)),
+            "dataset_variant": params.get("dataset_variant"),
+            "input_size": params.get("input_size", 0),
+            "seed": params.get("seed", -1),
+            "resize_filter": params.get("resize_filter"),
+            "params": {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)},
+            "unkeyed": tags.get(record.UNKEYED, "").split(","),
+        }
         rows.append(
-            {
-                "run_id": run.info.run_id,
-                "status": run.info.status,
-                "method": method,
-                "dataset": params.get("dataset", tags.get("harness.dataset")),
-                "variant": params.get("dataset_variant"),
-                "input_size": int(params.get("input_size", 0)),
-                "seed": int(params.get("seed", -1)),
-                "run_key": key,
-                "start_time": run.info.start_time,
-                "config": configuration(
-                    params.get("resize_filter"),
-                    {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)},
-                    tags.get("harness.unkeyed", "").split(","),
-                ),
-                **{m: metrics.get(m, float("nan")) for m in METRICS},
-            }
+            run_row(run.info.run_id, run.info.status, key, run.info.start_time, job, tags, run.data.metrics)
         )
     return tidy(rows)
+
+
+def run_row(
+    run_id: str,
+    status: str,
+    run_key: str | None,
+    start_time: int | None,
+    job: Mapping[str, Any],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> dict[str, Any]:
+    """One run's row of the tidy frame, from its job (method, dataset, dataset_variant,
+    input_size, seed, resize_filter, params, unkeyed), tags and final metrics: the one reader of a
+    run record, for the MLflow store and the offline journal alike."""
+    return {
+        "run_id": run_id,
+        "status": status,
+        "method": job["method"],
+        "dataset": job["dataset"],
+        "variant": job.get("dataset_variant"),
+        "input_size": int(job.get("input_size", 0)),
+        "seed": int(job.get("seed", -1)),
+        "run_key": run_key,
+        "start_time": start_time,
+        "config": configuration(job.get("resize_filter"), job.get("params", {}), job.get("unkeyed", ())),
+        "param_defaults": tags.get(record.PARAM_DEFAULTS),
+        **{column: tags.get(tag) or None for column, tag in IDENTITY_COLUMNS.items()},
+        **{m: metrics.get(m, float("nan")) for m in METRICS},
+    }
 
 
 def configuration(resize_filter: Any, params: Mapping[str, Any], unkeyed: Iterable[str] = ()) -> str:
@@ -84,17 +119,17 @@ def configuration(resize_filter: Any, params: Mapping[str, Any], unkeyed: Iterab
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
-    """One row per run key from run records (``COLUMNS`` and ``METRICS``), in report order.
+    """One row per run key from run records (:func:`run_row`), in report order.
 
     Where a run key has several runs, the newest FINISHED one is kept, or else the newest of any
-    status. Where one method ran with several configurations (``config``), each keeps a name of
-    its own in ``method``, ``method (param=value, ...)`` with the settings that differ, so that
-    tables, figures and statistics never pool them; ``base_method`` keeps the plain name. Shared
-    by the MLflow reader above and the offline journal (:mod:`harness.journal`).
+    status. Each configuration of a method gets a name of its own in ``method``,
+    ``method (param=value, ...)``, so that tables, figures and statistics never pool two of them;
+    ``base_method`` keeps the plain name, ``non_defaults`` says what departs from the method's
+    defaults. Shared by the MLflow reader above and the offline journal (:mod:`harness.journal`).
     """
     frame = pd.DataFrame(list(rows), columns=[*COLUMNS, *METRICS])
     if frame.empty:
-        return frame.assign(base_method=pd.Series(dtype=object))
+        return frame.assign(base_method=pd.Series(dtype=object), non_defaults=pd.Series(dtype=object))
     frame["config"] = frame["config"].fillna("{}")
     frame["finished"] = frame["status"] == "FINISHED"
     frame = frame.sort_values(["finished", "start_time"]).drop_duplicates("run_key", keep="last")
@@ -110,7 +145,9 @@ def tidy(rows: Iterable[dict]) -> pd.DataFrame:
 
 
 def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
-    """Split one method's runs into configurations, named by the settings that differ.
+    """Split one method's runs into configurations, named by the settings that differ: from the
+    method's declared defaults (where the runs record them, ``harness.param_defaults``), so that a
+    reduced budget is never a plain column, and between the configurations in the store.
 
     A run at the native size (filter ``"none"``) was not resized, so it belongs with any filter:
     it joins the configuration with its parameters and the one real filter that ran at other
@@ -132,17 +169,46 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
             for f, p in zip(filters, params, strict=True)
         ],
     )
-    keys = group[["_params", "_filter"]].drop_duplicates()
+    keys = [tuple(k) for k in group[["_params", "_filter"]].drop_duplicates().itertuples(index=False)]
+    named = {(p, f): {**json.loads(p), "resize_filter": f} for p, f in keys}
+    departs = {
+        (p, f): _departures(json.loads(p), _declared_defaults(group[group["_params"] == p])) for p, f in keys
+    }
+    fields = {k for d in departs.values() for k in d}
     if len(keys) > 1:
-        named = {(p, f): {**json.loads(p), "resize_filter": f} for p, f in keys.itertuples(index=False)}
         many_filters = len(set(filters) - {NATIVE}) > 1
-        fields = sorted({k for c in named.values() for k in c if k != "resize_filter" or many_filters})
-        differ = [k for k in fields if len({str(c.get(k)) for c in named.values()}) > 1]
-        group["method"] = [
-            f"{method} ({', '.join(f'{k}={named[key].get(k)}' for k in differ)})"
-            for key in zip(group["_params"], group["_filter"], strict=True)
-        ]
+        candidates = {k for c in named.values() for k in c if k != "resize_filter" or many_filters}
+        fields |= {k for k in candidates if len({str(c.get(k)) for c in named.values()}) > 1}
+    names = {
+        key: f"{method} ({', '.join(f'{k}={named[key].get(k)}' for k in sorted(fields))})"
+        if fields
+        else method
+        for key in keys
+    }
+    pairs = list(zip(group["_params"], group["_filter"], strict=True))
+    group["method"] = [names[key] for key in pairs]
+    group["non_defaults"] = [
+        ", ".join(f"{k} {value} (default {default})" for k, (value, default) in sorted(departs[key].items()))
+        for key in pairs
+    ]
     return group.drop(columns=["_params", "_filter"])
+
+
+def _declared_defaults(runs: pd.DataFrame) -> dict[str, str]:
+    """The parameter defaults the newest of ``runs`` recorded ({} where none recorded them)."""
+    for text in runs.sort_values("start_time")["param_defaults"].dropna()[::-1]:
+        try:
+            defaults = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(defaults, dict):
+            return {str(k): "none" if v is None else str(v) for k, v in defaults.items()}
+    return {}
+
+
+def _departures(params: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Each keyed parameter whose value (as logged) is not its declared default: (value, default)."""
+    return {k: (v, defaults[k]) for k, v in params.items() if k in defaults and v != defaults[k]}
 
 
 def configurations(runs: pd.DataFrame, name: str) -> list[str]:
@@ -177,6 +243,7 @@ def select(runs: pd.DataFrame, column: str, names: Iterable[str]) -> pd.DataFram
 
 
 def split_names(text: str) -> list[str]:
-    """Comma-separated names, split only at commas outside parentheses, so that a configuration
-    name such as ``kmeans (max_iter=50, n_init=2)`` stays whole."""
-    return [part.strip() for part in re.split(r",(?![^()]*\))", text) if part.strip()]
+    """Comma-separated names, split only at commas outside parentheses and brackets, so that a
+    configuration name such as ``kmeans (max_iter=50, n_init=2)`` or an older identity's
+    ``kmeans [method 3f2a91, data 07be1c]`` stays whole."""
+    return [part.strip() for part in re.split(r",(?![^()\[\]]*[)\]])", text) if part.strip()]

@@ -1,7 +1,8 @@
 """Paper tables: rows are datasets (× input size where it varies), columns are methods.
 
-Each cell is mean ± sample std over the finished seeds, with the seed count where it is short of
-the full count, and "–" where every seed failed. Best per row and metric in bold, second
+A row's seed set is the seeds any of its columns attempted; each cell is mean ± sample std over
+its finished runs of that set, marked ``(n=k/N)`` where it is short of it, and "–" where none
+finished. A cell holds one implementation identity (:mod:`harness_reports.identities`). Best per row and metric in bold, second
 underlined where at least three methods compete (with two, every cell would be marked), ranked on
 the unrounded means.
 """
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from harness_reports.aggregate import summarize
+from harness_reports.aggregate import row_seeds, summarize
+from harness_reports.identities import split_identities
 
 METRIC_NAMES = {
     "acc": "ACC",
@@ -55,7 +57,7 @@ def build_table(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
                     "mean": row[f"{m}_mean"],
                     "std": row[f"{m}_std"],
                     "n": row.n_finished,
-                    "n_total": row.n_finished + row.n_failed,
+                    "n_total": row.n_seeds,
                 }
             )
     long = pd.DataFrame(records)
@@ -78,7 +80,7 @@ def _cell(mean: float, std: float, n: int, n_total: int, pm: str, digits: int, s
     if not math.isnan(std):
         text += f" {pm} {std * scale:.{digits}f}"
     if n < n_total:
-        text += f" (n={n})"
+        text += f" (n={n}/{n_total})"
     return text
 
 
@@ -135,21 +137,68 @@ def _clustered(runs: pd.DataFrame) -> str:
     )
 
 
-def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True) -> str:
-    """The protocol in a sentence or three; ``second``: whether any cell is underlined."""
-    seeds = runs.groupby(["dataset", "input_size", "method"])["seed"].nunique()
-    low, high = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
-    n = str(high) if low == high else f"{low}--{high}"
+def seed_ranges(seeds: Sequence[int]) -> str:
+    """``0--5``, ``0, 1, 7--9``: a seed set as LaTeX writes it (runs of three or more as ranges)."""
+    out: list[str] = []
+    ordered = sorted(set(seeds))
+    start = 0
+    for i in range(1, len(ordered) + 1):
+        if i == len(ordered) or ordered[i] != ordered[i - 1] + 1:
+            run = ordered[start:i]
+            out += [f"{run[0]}--{run[-1]}"] if len(run) >= 3 else [str(s) for s in run]
+            start = i
+    return ", ".join(out)
+
+
+def _seed_sets(runs: pd.DataFrame) -> str:
+    sets = row_seeds(runs)
+    if not sets:
+        return "the finished seeds"
+    if len(set(sets.values())) == 1:
+        seeds = next(iter(sets.values()))
+        word = "seed" if len(seeds) == 1 else "seeds"
+        return f"the finished runs of {word} {seed_ranges(seeds)} ({len(seeds)} {word}), the same in every column"
+    sizes_vary = runs.groupby("dataset")["input_size"].nunique().max() > 1
+    rows = "; ".join(
+        f"{f'{dataset} {size}px' if sizes_vary else dataset}: {seed_ranges(seeds)}"
+        for (dataset, size), seeds in sets.items()
+    )
+    return f"the finished runs of each row's seeds, the same in every column of a row ({rows})"
+
+
+def _protocols(runs: pd.DataFrame) -> str:
+    """Each column whose settings depart from its method's declared defaults, and how."""
+    if "non_defaults" not in runs:
+        return ""
+    departing = runs[runs["non_defaults"].fillna("") != ""]
+    if "older_identity" in departing:  # an older identity of a configuration: the same settings
+        departing = departing[departing["older_identity"].fillna("") == ""]
+    departing = departing.drop_duplicates("method").sort_values("method")
+    if departing.empty:
+        return ""
+    listed = "; ".join(f"{r.method}: {r.non_defaults}" for r in departing.itertuples())
+    return f" Settings that depart from the methods' defaults: {listed}."
+
+
+def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True, left_out: int = 0) -> str:
+    """The protocol in a few sentences; ``second``: whether any cell is underlined; ``left_out``:
+    how many runs of older identities the table does not show."""
     parts = [METRIC_NAMES.get(m, m) for m in metrics]
     nmi = ""
     if "nmi_geometric" in metrics:
         nmi = " NMI is normalised by the geometric mean of the entropies, as in the 2016--2019 papers."
     elif "nmi_arithmetic" in metrics:
         nmi = " NMI is normalised by the arithmetic mean of the entropies (scikit-learn's default)."
+    older = ""
+    if left_out:
+        older += f" {left_out} run(s) of older implementations or data are left out."
+    if "older_identity" in runs and (runs["older_identity"].fillna("") != "").any():
+        older += " A name in brackets is an older identity of that configuration, by the digest that differs."
     return (
-        f"{', '.join(parts)}: mean $\\pm$ sample standard deviation over {n} seeds per cell"
+        f"{', '.join(parts)}: mean $\\pm$ sample standard deviation over {_seed_sets(runs)}"
         f"{_clustered(runs)}.{nmi} Best in bold{', second underlined' if second else ''}; "
-        f"(n=k) marks cells where only k seeds finished, -- where none did."
+        f"(n=k/N) marks cells where only k of the row's N seeds finished, -- where none did."
+        f"{_protocols(runs)}{older}"
     )
 
 
@@ -165,9 +214,15 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(
-    runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geometric"), label: str = "tab:results"
+    runs: pd.DataFrame,
+    metrics: Sequence[str] = ("acc", "nmi_geometric"),
+    label: str = "tab:results",
+    left_out: int = 0,
 ) -> str:
-    """A booktabs ``table`` ready to ``\\input`` (needs ``\\usepackage{booktabs}``)."""
+    """A booktabs ``table`` ready to ``\\input`` (needs ``\\usepackage{booktabs}``); ``left_out``:
+    runs of older identities already left out of ``runs``, for the caption."""
+    runs, older = split_identities(runs)
+    left_out += len(older)
     long = build_table(runs, metrics)
     table = wide(long, pm="$\\pm$")
     table = table.map(lambda s: "--" if s == "–" else s)
@@ -192,11 +247,19 @@ def to_latex(
     styler.index.name = None
     return styler.to_latex(
         hrules=True,
-        # dataset names appear in the caption's "clustering ... (my_data)": escape them there too
+        # dataset and column names appear in the caption ("clustering ... (my_data)", the settings
+        # that depart from the defaults): escape them there too
         caption=caption(
-            runs.assign(dataset=runs["dataset"].map(latex_escape)),
+            runs.assign(
+                **{
+                    c: runs[c].map(latex_escape, na_action="ignore")
+                    for c in ("dataset", "method", "non_defaults")
+                    if c in runs
+                }
+            ),
             metrics,
             second=bool((long["mark"] == 2).any()),
+            left_out=left_out,
         ),
         label=label,
         position="t",
@@ -206,7 +269,11 @@ def to_latex(
     )
 
 
-def to_markdown(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geometric")) -> str:
+def to_markdown(
+    runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geometric"), left_out: int = 0
+) -> str:
+    runs, older = split_identities(runs)
+    left_out += len(older)
     long = build_table(runs, metrics)
     table = wide(long)
     ranks = _ranks(long).reindex(index=table.index, columns=table.columns)
@@ -223,7 +290,7 @@ def to_markdown(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     return (
         marked.to_markdown()
         + "\n\n"
-        + caption(runs, metrics, second=bool((long["mark"] == 2).any()))
+        + caption(runs, metrics, second=bool((long["mark"] == 2).any()), left_out=left_out)
         .replace("$\\pm$", "±")
         .replace("--", "–")
         + "\n"
@@ -231,5 +298,6 @@ def to_markdown(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
 
 
 def to_csv(runs: pd.DataFrame) -> str:
-    """Tidy: one row per run, every status, for anything the tables do not cover."""
-    return runs.to_csv(index=False)
+    """Tidy: one row per run, every status, with its identity, for anything the tables do not
+    cover (the runs the table shows: each cell's newest identity unless older ones are named)."""
+    return split_identities(runs)[0].to_csv(index=False)
