@@ -155,7 +155,7 @@ def test_methods_never_get_a_score_back_from_evaluate():
     truth = np.array([0, 0, 1, 1])
     context = WorkerContext(Pipe(), job, WorkerSettings(), truth)
     assert context.evaluate(np.array([1, 1, 0, 0]), step=2, loss=0.5) is None
-    logged = {key: (value, step) for _, _, key, value, step in sent}
+    logged = {m.key: (m.value, m.step) for m in sent}
     assert logged["curve/acc"] == (1.0, 2) and logged["curve/loss"] == (0.5, 2)  # still logged
 
 
@@ -284,6 +284,7 @@ def test_a_reused_worker_with_older_code_refuses_a_job_keyed_to_newer_code(tmp_p
     """As a Ray worker process kept between two sweeps would: it imported the plugin before the edit."""
     from harness import worker, worker_cache
     from harness.config import build_sweep
+    from harness.messages import Failure, Result
     from harness.plugins import load_registry
     from harness.sweep import expand
     from harness.worker import WorkerSettings
@@ -301,10 +302,10 @@ def test_a_reused_worker_with_older_code_refuses_a_job_keyed_to_newer_code(tmp_p
 
     worker_cache.clear()
     try:
-        assert run_in_this_process()[0] == "result"
+        assert isinstance(run_in_this_process(), Result)
         path.write_text(path.read_text().replace("labels % 10", "labels % 3"))
-        kind, _, payload = run_in_this_process()
-        assert kind == "error"
-        assert "the method code loaded in this worker" in payload["error"] and "restart" in payload["error"]
+        failure = run_in_this_process()
+        assert isinstance(failure, Failure)
+        assert "the method code loaded in this worker" in failure.error and "restart" in failure.error
     finally:
         worker_cache.clear()
