@@ -241,11 +241,19 @@ def test_a_dataset_whose_images_are_not_in_0_1_fails_its_jobs_with_the_reason(tm
     assert main([*argv, "--plugin", "scaled_dataset_plugin"]) == ExitCode.OK
 
 
-def test_a_default_outside_its_own_rules_is_refused_when_the_registry_is_built(tmp_path, monkeypatch, capsys):
+def test_a_default_outside_its_own_rules_makes_its_plugin_broken(tmp_path, monkeypatch, capsys):
     _write_plugin(tmp_path, monkeypatch, name="bad_default_plugin", default=0)
-    assert main(["list", "--plugin", "bad_default_plugin"]) == ExitCode.USAGE_ERROR
+    rule = "the default of parameter 'n' is 0, which its own rule refuses: it must be an integer >= 1"
+    assert main(["list", "--json", "--plugin", "bad_default_plugin"]) == ExitCode.OK  # the others still list
+    listing = json.loads(capsys.readouterr().out)
+    assert "kmeans" in {m["name"] for m in listing["methods"]}
+    assert rule in json.dumps(listing["broken"])
+    uri, _ = _store(tmp_path)
+    argv = ["run", "--plugin", "bad_default_plugin", "--methods", "mine", "--tracking-uri", uri]
+    assert main(argv) == ExitCode.USAGE_ERROR
     err = capsys.readouterr().err
-    assert "the default of parameter 'n' is 0, which its own rule refuses: it must be an integer >= 1" in err
+    assert "bad_default_plugin" in err and rule in err
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_a_choice_default_outside_its_choices_is_refused():
