@@ -179,9 +179,42 @@ def build_sweep(
     registry: Registry, config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Sweep:
     """Merge defaults, file and flags (``None`` flags are ignored), validate, return the sweep."""
+    merged = _merged(config or {}, {k: v for k, v in (overrides or {}).items() if v is not None})
+    methods = sorted(registry.methods) if merged["methods"] == ALL else _names("methods", merged["methods"])
+    if not methods:
+        raise UsageError("methods: no method plugin is installed (see `harness list`)")
+    registry.check("method", methods)
+    datasets = _names("datasets", merged["datasets"])
+    registry.check("dataset", datasets)
+    seeds = parse_seeds(merged["seeds"])
+    sizes = parse_sizes(merged["sizes"])
+    _check_settings(merged)
+    resolved = _resolved_params(registry, methods, merged["params"])
+    _check_min_sizes(registry, methods, datasets, sizes)
+    if merged["executor"] == "local":  # a Ray cluster's nodes may have more memory than this machine
+        _check_memory(registry, datasets, sizes)
+    ray_address = merged["ray_address"]
+    return Sweep(
+        methods=tuple(methods),
+        datasets=tuple(datasets),
+        seeds=seeds,
+        sizes=sizes,
+        params=resolved,
+        resize_filter=merged["resize_filter"],
+        experiment=merged["experiment"],
+        tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
+        data_dir=merged["data_dir"],
+        device=merged["device"],
+        executor=merged["executor"],
+        ray_address=ray_address.strip() if ray_address else None,
+    )
+
+
+def _merged(*sources: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults, overridden by each source in turn; an unknown key is an error."""
     # tracking_uri starts unset: $MLFLOW_TRACKING_URI comes between the file and the default
     merged: dict[str, Any] = {**DEFAULTS, "tracking_uri": None}
-    for source in (config or {}, {k: v for k, v in (overrides or {}).items() if v is not None}):
+    for source in sources:
         for key, value in source.items():
             if key not in KEYS:
                 raise UsageError(
@@ -191,19 +224,13 @@ def build_sweep(
                 merged["params"] = _merge_params(merged["params"], value)
             else:
                 merged[key] = value
+    return merged
 
-    methods = sorted(registry.methods) if merged["methods"] == ALL else _names("methods", merged["methods"])
-    if not methods:
-        raise UsageError("methods: no method plugin is installed (see `harness list`)")
-    registry.check("method", methods)
-    datasets = _names("datasets", merged["datasets"])
-    registry.check("dataset", datasets)
-    seeds = parse_seeds(merged["seeds"])
-    sizes = parse_sizes(merged["sizes"])
 
-    resize_filter = merged["resize_filter"]
-    if resize_filter not in RESIZE_FILTERS:
-        raise _bad("resize_filter", resize_filter, "one of " + ", ".join(RESIZE_FILTERS))
+def _check_settings(merged: Mapping[str, Any]) -> None:
+    """The sweep's scalar settings: filter, device, names, data folder, executor and Ray address."""
+    if merged["resize_filter"] not in RESIZE_FILTERS:
+        raise _bad("resize_filter", merged["resize_filter"], "one of " + ", ".join(RESIZE_FILTERS))
     device = merged["device"]
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad("device", device, "auto, cpu, cuda or cuda:N")
@@ -226,15 +253,23 @@ def build_sweep(
                 f"with executor {executor!r}"
             )
 
-    given = merged["params"]
+
+def _resolved_params(
+    registry: Registry, methods: Sequence[str], given: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Every parameter of each method of the sweep, defaults filled in, the given ones validated."""
     for name, values in given.items():
         if name not in registry.methods:
             registry.check("method", [name])  # raises with a did-you-mean
         # every --param names a parameter its method has, whether or not the method runs now:
         # a typo in a parameter of a method left out of this sweep is still a typo
         params_mod.resolve(registry.method(name), values)
-    resolved = {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
+    return {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
 
+
+def _check_min_sizes(
+    registry: Registry, methods: Sequence[str], datasets: Sequence[str], sizes: Sequence[int | str]
+) -> None:
     for m in methods:
         spec = registry.method(m)
         for d in datasets:
@@ -246,23 +281,6 @@ def build_sweep(
                         f"sizes: method {m!r} needs input images of at least {spec.min_size} px, "
                         f"got {pixels} for dataset {d!r}"
                     )
-
-    if executor == "local":  # a Ray cluster's nodes may have more memory than this machine
-        _check_memory(registry, datasets, sizes)
-    return Sweep(
-        methods=tuple(methods),
-        datasets=tuple(datasets),
-        seeds=seeds,
-        sizes=sizes,
-        params=resolved,
-        resize_filter=resize_filter,
-        experiment=merged["experiment"],
-        tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
-        data_dir=merged["data_dir"],
-        device=device,
-        executor=executor,
-        ray_address=ray_address.strip() if ray_address else None,
-    )
 
 
 def _merge_params(base: dict[str, Any], value: Any) -> dict[str, Any]:

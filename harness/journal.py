@@ -254,35 +254,41 @@ def import_journal(journal: Journal, tracker: Any, *, rerun: bool = False) -> di
         )
         for key, value, step in record["curves"]:
             tracker.log_metric(run_id, key, value, step)
-        result = None
-        if "metrics" in record:
-            arrays = journal.arrays(record["run_key"])
-            labels = arrays["labels"]
-            if labels is None:
-                raise UsageError(
-                    f"{journal.location(record['run_key'])}: a FINISHED record without labels.npy"
-                )
-            data = record.get("data")
-            result = JobResult(
-                metrics=record["metrics"],
-                params=record["params"],
-                tags=record["tags"],
-                labels=labels,
-                host=record.get("host", "?"),
-                embedding=arrays["embedding"],
-                labels_true=arrays["labels_true"],
-                data=ReceivedData(data["digest"], tuple(data["shape"]), data["dtype"]) if data else None,
-            )
-        outcome = Outcome(
-            job=job, status=record["status"], result=result, error=record.get("error"),
-            traceback=journal.traceback(record["run_key"]),
-        )  # fmt: skip
+        outcome = _outcome(journal, job, record)
         tracker.finish_job(run_id, outcome, end_time=record.get("end_time"))
         counts[{"FINISHED": "finished", "KILLED": "killed"}.get(record["status"], "failed")] += 1
     # as the runner closes a sweep: interrupted (a KILLED job) before failed
     status = "KILLED" if counts["killed"] else "FAILED" if counts["failed"] else "FINISHED"
     tracker.end_sweep(parent, status, counts, end_time=end_time)
     return counts
+
+
+def _outcome(journal: Journal, job: Job, record: Mapping[str, Any]) -> Outcome:
+    """The outcome a journal record describes, its arrays read back from the record's folder."""
+    result = None
+    if "metrics" in record:
+        arrays = journal.arrays(record["run_key"])
+        labels = arrays["labels"]
+        if labels is None:
+            raise UsageError(f"{journal.location(record['run_key'])}: a FINISHED record without labels.npy")
+        data = record.get("data")
+        result = JobResult(
+            metrics=record["metrics"],
+            params=record["params"],
+            tags=record["tags"],
+            labels=labels,
+            host=record.get("host", "?"),
+            embedding=arrays["embedding"],
+            labels_true=arrays["labels_true"],
+            data=ReceivedData(data["digest"], tuple(data["shape"]), data["dtype"]) if data else None,
+        )
+    return Outcome(
+        job=job,
+        status=record["status"],
+        result=result,
+        error=record.get("error"),
+        traceback=journal.traceback(record["run_key"]),
+    )
 
 
 def _sweep_span(sweep: Mapping[str, Any], records: list[dict[str, Any]]) -> tuple[int | None, int | None]:

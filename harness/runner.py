@@ -102,36 +102,17 @@ def run_sweep(
     report = SweepReport(
         recording.parent_id, recorder.experiment_id, len(jobs), skipped=len(jobs) - len(todo)
     )
-    job_tags = _identity_tags(registry, identity)
-    running: dict[str, Job] = {}
-
-    def on_start(job: Job) -> None:
-        running[job.run_key] = job
-        emit(audience, JobStarted(job, job_tags[job.method, job.dataset]))
-
-    def on_message(job: Job, update: Update) -> None:
-        if isinstance(update, CurvePoint):
-            emit(audience, CurvePointLogged(job, update.key, update.value, update.step))
-        else:
-            emit(audience, JobProgressed(job, update.completed, update.total, update.description))
-
-    def on_done(outcome: Outcome) -> None:
-        job = outcome.job
-        running.pop(job.run_key, None)
-        where_kept = recorder.location(recording.run_id(job)) if outcome.status != "FINISHED" else ""
-        emit(audience, JobEnded(outcome, record=where_kept))
-        if outcome.status == "FINISHED":
-            report.finished += 1
-            if outcome.result is not None and outcome.result.tags.get(record.WARNINGS):
-                report.warned.append(job)
-        else:
-            report.failed.append((job, outcome.error or "failed"))
-
+    jobs_events = _JobEvents(audience, report, recording, _identity_tags(registry, identity))
     try:
-        executor.run(group_seeds(todo, registry, batch_seeds), on_start, on_message, on_done)
+        executor.run(
+            group_seeds(todo, registry, batch_seeds),
+            jobs_events.started,
+            jobs_events.update,
+            jobs_events.ended,
+        )
     except KeyboardInterrupt:
         report.interrupted = True
-        emit(audience, SweepInterrupted(tuple(running.values())))
+        emit(audience, SweepInterrupted(tuple(jobs_events.running.values())))
     report.runs = recorder.runs_frame([j.run_key for j in jobs])
     from harness_reports import summarize
 
@@ -140,6 +121,43 @@ def run_sweep(
         report.notes += recorder.attach_summary(report.parent_run_id, report.runs)
     emit(audience, SweepEnded(report))
     return report
+
+
+class _JobEvents:
+    """The executor's callbacks, as events for the listeners and counts for the report."""
+
+    def __init__(
+        self,
+        audience: Sequence[Listener],
+        report: SweepReport,
+        recording: RunRecorder,
+        tags: dict[tuple[str, str], dict[str, str]],
+    ) -> None:
+        self.audience, self.report, self.recording, self.tags = audience, report, recording, tags
+        self.running: dict[str, Job] = {}
+
+    def started(self, job: Job) -> None:
+        self.running[job.run_key] = job
+        emit(self.audience, JobStarted(job, self.tags[job.method, job.dataset]))
+
+    def update(self, job: Job, update: Update) -> None:
+        if isinstance(update, CurvePoint):
+            emit(self.audience, CurvePointLogged(job, update.key, update.value, update.step))
+        else:
+            emit(self.audience, JobProgressed(job, update.completed, update.total, update.description))
+
+    def ended(self, outcome: Outcome) -> None:
+        job = outcome.job
+        self.running.pop(job.run_key, None)
+        failed = outcome.status != "FINISHED"
+        where = self.recording.recorder.location(self.recording.run_id(job)) if failed else ""
+        emit(self.audience, JobEnded(outcome, record=where))
+        if failed:
+            self.report.failed.append((job, outcome.error or "failed"))
+            return
+        self.report.finished += 1
+        if outcome.result is not None and outcome.result.tags.get(record.WARNINGS):
+            self.report.warned.append(job)
 
 
 def _core_tags(identity: SweepIdentity) -> dict[str, str]:
