@@ -350,7 +350,7 @@ def _warn_broken(registry: Registry) -> None:
 def cmd_run(args: argparse.Namespace) -> ExitCode:
     from harness.console import ConsoleReporter
     from harness.gpus import worker_environment
-    from harness.runner import run_sweep
+    from harness.runner import fetch_datasets, run_sweep
     from harness.worker import WorkerSettings
 
     if args.jobs is not None and args.jobs < 1:
@@ -390,13 +390,15 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         dry_run=args.dry_run,
         env=env,
     )
-    recorder, where, next_step = _recorder(sweep, args.offline)
-    reporter = ConsoleReporter(next_step=next_step, dry_run=args.dry_run, debug=args.debug)
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     # SIGINT too, even where it was inherited as ignored (a shell starts background jobs so).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # a bad Ray address or a missing dataset file is one line before any store exists
     with _executor(sweep, registry, settings, args, gpu_slots) as executor:
+        fetch_datasets(registry, sweep, download=args.download)
+        recorder, where, next_step = _recorder(sweep, args.offline)
+        reporter = ConsoleReporter(next_step=next_step, dry_run=args.dry_run, debug=args.debug)
         report = run_sweep(
             sweep,
             registry,
@@ -407,7 +409,6 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
             dry_run=args.dry_run,
             batch_seeds=batch_seeds,
             rerun=args.rerun,
-            download=args.download,
         )
     if report.interrupted:
         return ExitCode.INTERRUPTED

@@ -67,25 +67,19 @@ def run_sweep(
     listeners: Sequence[Listener] = (),
     where: str = "",
     dry_run: bool = False,
-    data_dir: str | None = None,
     batch_seeds: int = 1,
     rerun: bool = False,
-    download: bool = False,
 ) -> SweepReport:
     """Run every job of ``sweep`` that has not finished in ``recorder`` before (all with ``rerun``).
 
     ``batch_seeds > 1`` lets methods that can train up to that many seeds of one configuration at
     once do so (one worker, one stacked model); each seed is still its own run. ``listeners`` hear
     every event after the recorder has written it. ``where`` names the store for the display.
-
-    Raises :class:`~harness.errors.UsageError` before anything is recorded when a dataset's files
-    are missing or corrupt.
+    Call :func:`fetch_datasets` first, before a store is opened: a missing file is then one line
+    and nothing is recorded.
     """
     identity = identify(registry, sweep.methods, sweep.datasets)
     jobs = expand(sweep, registry, dry_run=dry_run, identity=identity)
-    root = resolve_data_dir(data_dir if data_dir is not None else sweep.data_dir)
-    for name in sweep.datasets:
-        registry.dataset(name).fetch(root, download)
 
     orphans = recorder.settle_orphans()
     # a smoke test is repeated to check the code as it is now: it never skips
@@ -121,6 +115,14 @@ def run_sweep(
         report.notes += recorder.attach_summary(report.parent_run_id, report.runs)
     emit(audience, SweepEnded(report))
     return report
+
+
+def fetch_datasets(registry: Registry, sweep: Sweep, download: bool = False) -> None:
+    """Make sure every dataset of the sweep is present with good checksums (downloading it first
+    where allowed); raises :class:`~harness.data.DataError` naming the file and the fix."""
+    root = resolve_data_dir(sweep.data_dir)
+    for name in sweep.datasets:
+        registry.dataset(name).fetch(root, download)
 
 
 class _JobEvents:

@@ -44,11 +44,12 @@ def test_worker_cache_loads_a_dataset_once_per_process(tmp_path):
 
 
 def test_worker_hands_methods_a_private_copy_of_cached_data(tmp_path):
+    from harness.messages import Result
     from harness.sweep import Job
     from harness.worker import WorkerSettings, _run
 
     class Sink:
-        def send(self, message: tuple) -> None:
+        def send(self, message) -> None:
             pass
 
         def close(self) -> None:
@@ -58,8 +59,10 @@ def test_worker_hands_methods_a_private_copy_of_cached_data(tmp_path):
     params = {"n_init": 1, "max_iter": 10, "tol": 1e-4, "algorithm": "lloyd"}
     job = Job("kmeans", "digits", "all", 8, 8, 0, params, "none")
     settings = WorkerSettings(data_dir=str(tmp_path))
-    [(_, first)] = _run([job], settings, Sink())
-    [(_, again)] = _run([job], settings, Sink())  # the dataset from the cache: same scores
-    assert first["metrics"]["acc"] == again["metrics"]["acc"]
-    np.testing.assert_array_equal(first["labels"], again["labels"])
+    [first] = _run([job], settings, Sink())
+    [again] = _run([job], settings, Sink())  # the dataset from the cache: same scores
+    assert isinstance(first, Result) and isinstance(again, Result)
+    assert first.result.metrics["acc"] == again.result.metrics["acc"]
+    np.testing.assert_array_equal(first.result.labels, again.result.labels)
+    assert first.result.data == again.result.data  # the same array, by digest
     worker_cache.clear()
