@@ -317,3 +317,61 @@ def test_a_reused_worker_with_older_code_refuses_a_job_keyed_to_newer_code(tmp_p
         assert "the method code loaded in this worker" in failure.error and "restart" in failure.error
     finally:
         worker_cache.clear()
+
+
+def test_after_an_edit_the_report_shows_the_new_code_and_says_what_it_left_out(tmp_path, monkeypatch, capsys):
+    """End to end: two runs of one job, the method edited between them, then the paper table."""
+    uri, _ = _store(tmp_path)
+    path = _write_plugin(tmp_path, monkeypatch, name="edited_plugin")
+    run = ["run", "--plugin", "edited_plugin", "--methods", "mine,kmeans", "--seeds", "0"]
+    run += ["--param", "kmeans.n_init=2", "--tracking-uri", uri, "--experiment", "t"]
+    assert main(run) == ExitCode.OK
+    path.write_text(path.read_text().replace("labels % 10", "labels % 3"))
+    assert main(run) == ExitCode.OK
+    capsys.readouterr()
+
+    report = ["report", "--tracking-uri", uri, "--experiment", "t", "--metrics", "acc"]
+    assert main(report) == ExitCode.OK
+    captured = capsys.readouterr()
+    assert "left out 1 run(s) of older identities" in captured.err and "mine on digits 8px" in captured.err
+    # the new code's column only; k-means named by its departure from its defaults (n_init 20)
+    assert _columns(captured.out) == ["dataset", "ACC kmeans (n_init=2)", "ACC mine"]
+    assert "n_init 2 (default 20)" in captured.out
+
+    assert main([*report, "--all-identities"]) == ExitCode.OK
+    columns = _columns(capsys.readouterr().out)
+    assert columns[:3] == ["dataset", "ACC kmeans (n_init=2)", "ACC mine"]  # both identities, side by side
+    assert len(columns) == 4 and columns[3].startswith("ACC mine [method ")
+
+
+def _columns(markdown: str) -> list[str]:
+    return [cell.strip() for cell in markdown.splitlines()[0].strip("|").split("|")]
+
+
+def test_an_offline_run_records_identity_and_data_and_its_import_keeps_them(tmp_path, capsys):
+    from harness.journal import Journal
+
+    folder = tmp_path / "offline"
+    argv = [
+        "run",
+        "--methods",
+        "kmeans",
+        "--seeds",
+        "0",
+        "--param",
+        "kmeans.n_init=1",
+        "--offline",
+        str(folder),
+    ]
+    assert main(argv) == ExitCode.OK
+    (record_,) = Journal(folder).records()
+    for tag in (record.METHOD_IDENTITY, record.DATASET_IDENTITY, record.CORE_IDENTITY, record.DATA_DIGEST):
+        assert record_["tags"][tag]
+    assert record_["data"]["digest"] == record_["tags"][record.DATA_DIGEST]
+    uri, client = _store(tmp_path)
+    assert main(["import", str(folder), "--tracking-uri", uri, "--experiment", "t"]) == ExitCode.OK
+    (run,) = _job_runs(client())
+    assert run.data.tags[record.RUN_KEY] == record_["run_key"]
+    assert run.data.tags[record.METHOD_IDENTITY] == record_["tags"][record.METHOD_IDENTITY]
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == record_["tags"][record.DATA_DIGEST]
