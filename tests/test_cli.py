@@ -276,8 +276,8 @@ def test_mlflow_tracking_uri_is_where_run_import_and_report_meet(tmp_path, capsy
     assert main(["report", "--experiment", "t", "--format", "csv"]) == ExitCode.OK
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert sorted((r["method"], r["seed"], r["status"]) for r in rows) == [
-        ("kmeans", "0", "FINISHED"),
-        ("kmeans", "1", "FINISHED"),
+        ("kmeans (n_init=1)", "0", "FINISHED"),
+        ("kmeans (n_init=1)", "1", "FINISHED"),
     ]
     assert {r.info.run_id for r in _children(uri)[2]} == {r["run_id"] for r in rows}
     assert not (tmp_path / "mlflow.db").exists()

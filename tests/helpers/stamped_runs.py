@@ -30,19 +30,36 @@ def identity_tags(method: str, identity: str, data: str = "d") -> dict[str, str]
     }
 
 
-def stamp(uri: str, experiment: str, identity: str) -> int:
-    """Tag every job run of ``experiment`` that has no identity yet as made by ``identity``, its run
-    key holding the identity as the run side's keys do (so the same sweep runs again); returns how
-    many runs were tagged."""
+STAMPED = "test.stamped"
+"""On a run whose identity a test set by hand: later calls leave it as it is."""
+
+
+def _fresh_runs(uri: str, experiment: str) -> tuple[MlflowClient, list]:
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
-    n = 0
-    for run in client.search_runs([exp.experiment_id], f"tags.`{record.KIND}` = 'job'", max_results=5000):
-        tags = run.data.tags
-        if record.METHOD_IDENTITY in tags:
-            continue
+    runs = client.search_runs([exp.experiment_id], f"tags.`{record.KIND}` = 'job'", max_results=5000)
+    return client, [run for run in runs if STAMPED not in run.data.tags]
+
+
+def stamp(uri: str, experiment: str, identity: str) -> int:
+    """Tag every job run of ``experiment`` not stamped before as made by method code ``identity``
+    (in place of the identity the run side recorded), its run key holding that identity (so the
+    same sweep runs again); returns how many runs were tagged."""
+    client, runs = _fresh_runs(uri, experiment)
+    for run in runs:
         for key, value in identity_tags(run.data.params["method"], identity).items():
             client.set_tag(run.info.run_id, key, value)
-        client.set_tag(run.info.run_id, record.RUN_KEY, f"{tags[record.RUN_KEY]}-{identity}")
-        n += 1
-    return n
+        client.set_tag(run.info.run_id, record.RUN_KEY, f"{run.data.tags[record.RUN_KEY]}-{identity}")
+        client.set_tag(run.info.run_id, STAMPED, identity)
+    return len(runs)
+
+
+def strip(uri: str, experiment: str) -> int:
+    """Remove the identity and defaults tags from the runs not stamped before, as a run recorded
+    before harness wrote them would be; returns how many runs were stripped."""
+    client, runs = _fresh_runs(uri, experiment)
+    for run in runs:
+        for key in (*record.IDENTITY_TAGS, record.DATA_DIGEST, record.PARAM_DEFAULTS):
+            if key in run.data.tags:
+                client.delete_tag(run.info.run_id, key)
+    return len(runs)
