@@ -426,7 +426,7 @@ def _recorder(sweep: Sweep, offline: str | None) -> tuple[Recorder, str, str]:
         return Journal(offline), f"offline folder {offline}", hint
     uri_flag = (
         f" --tracking-uri {sweep.tracking_uri}"
-        if sweep.tracking_uri != config_mod.DEFAULTS["tracking_uri"]
+        if sweep.tracking_uri != config_mod.DEFAULT_TRACKING_URI
         else ""
     )
     where = f"{sweep.tracking_uri}, experiment {sweep.experiment!r}"

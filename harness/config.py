@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "sizes": [NATIVE],
     "resize_filter": "bilinear",
     "params": {},
-    "tracking_uri": DEFAULT_TRACKING_URI,
+    "tracking_uri": None,  # resolve_tracking_uri: $MLFLOW_TRACKING_URI, else DEFAULT_TRACKING_URI
     "data_dir": None,
     "device": "auto",
     "executor": "local",
@@ -212,8 +212,7 @@ def build_sweep(
 
 def _merged(*sources: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults, overridden by each source in turn; an unknown key is an error."""
-    # tracking_uri starts unset: $MLFLOW_TRACKING_URI comes between the file and the default
-    merged: dict[str, Any] = {**DEFAULTS, "tracking_uri": None}
+    merged: dict[str, Any] = dict(DEFAULTS)
     for source in sources:
         for key, value in source.items():
             if key not in KEYS:

@@ -135,6 +135,8 @@ def test_tracking_uri_flag_then_file_then_mlflow_variable_then_default(registry,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
     assert build_sweep(registry).tracking_uri == "sqlite:///env.db"
     assert build_sweep(registry, {"tracking_uri": None}).tracking_uri == "sqlite:///env.db"
+    quick = read_config(ROOT / "configs" / "quick.yaml")  # the shipped default sweep leaves it to the rule
+    assert build_sweep(registry, quick).tracking_uri == "sqlite:///env.db"
     assert build_sweep(registry, read_config(cfg)).tracking_uri == "sqlite:///file.db"
     flag = {"tracking_uri": "sqlite:///flag.db"}
     assert build_sweep(registry, read_config(cfg), flag).tracking_uri == "sqlite:///flag.db"
