@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -11,6 +10,8 @@ from typing import Any
 import pandas as pd
 
 from harness import record
+from harness.errors import did_you_mean
+from harness.tracking import search_all_runs
 
 IDENTITY_COLUMNS = {
     "method_identity": record.METHOD_IDENTITY,
@@ -46,15 +47,7 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
     Where a run key has several runs (a rerun, a crash then a resume), the newest FINISHED one is
     kept, or else the newest of any status, so that every job counts once.
     """
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{record.KIND}` = 'job'", max_results=5000, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
+    runs = search_all_runs(client, [experiment_id], f"tags.`{record.KIND}` = 'job'")
     wanted = None if run_keys is None else set(run_keys)
     rows = []
     for run in runs:
@@ -233,10 +226,9 @@ def select(runs: pd.DataFrame, column: str, names: Iterable[str]) -> pd.DataFram
             hit = runs[column] == name
             known = set(runs[column])
         if not hit.any():
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"no runs of {column} {name!r} in this store{hint}; it has: {', '.join(sorted(known))}"
+                f"no runs of {column} {name!r} in this store{did_you_mean(name, sorted(known))}; "
+                f"it has: {', '.join(sorted(known))}"
             )
         keep |= hit
     return runs[keep]
