@@ -381,6 +381,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         )
     batch_seeds = 1 if args.batch_seeds is None else (args.batch_seeds or len(sweep.seeds))
     env, gpu_slots = worker_environment(sweep.device, sweep.executor, args.jobs or 1, args.gpus_per_job)
+    _warn_unused_gpu(registry, sweep)
     settings = WorkerSettings(
         data_dir=sweep.data_dir,
         cache_dir=args.cache_dir,
@@ -413,6 +414,23 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     if report.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.JOBS_FAILED if report.failed else ExitCode.OK
+
+
+def _warn_unused_gpu(registry: Registry, sweep: Sweep) -> None:
+    """One line per method whose installed framework cannot use the GPU this machine shows (a
+    CPU-only build would otherwise train for hours on the CPU without a word): said before any job."""
+    from harness.gpus import visible_gpus
+
+    if sweep.device == "cpu" or sweep.executor != "local":
+        return  # Ray's workers are elsewhere: each job's device tag (and warning) tells
+    checks = [registry.method(m) for m in sweep.methods if registry.method(m).gpu_check is not None]
+    if not checks or not visible_gpus():
+        return
+    for spec in checks:
+        assert spec.gpu_check is not None
+        problem = spec.gpu_check(dict(sweep.params.get(spec.name, {})), sweep.device)
+        if problem:
+            print(f"harness: warning: {problem}", file=sys.stderr)
 
 
 def _recorder(sweep: Sweep, offline: str | None) -> tuple[Recorder, str, str]:

@@ -185,6 +185,12 @@ class MethodSpec:
     noise_labels: bool = False
     """The method may leave points unclustered with label -1 (DBSCAN-like); those are scored as a
     cluster of their own and counted (metric ``n_noise``). Without it, a -1 label is an error."""
+    gpu_check: Callable[[dict[str, Any], str], str | None] | None = None
+    """Optional: ``gpu_check(params, device)`` says in one line why the installed framework cannot
+    use the GPU that is visible (``None`` where it can). ``harness run`` calls it once per method
+    of a local sweep before any job starts, where a GPU is visible and the device is not ``cpu``,
+    and prints what it says, so that a CPU-only build is named before hours of training on the
+    CPU. It runs in the parent process: read install metadata, import no framework."""
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness import JobContext, MethodResult, MethodSpec, Param, hookimpl
 from harness_dec.presets import INITS, OPTIMIZERS, PRESET_CHOICES
-from harness_dec.runtime import BACKEND_CHOICES
+from harness_dec.runtime import BACKEND_CHOICES, gpu_problem
 
 PARAMS = (
     Param(
@@ -139,6 +139,11 @@ def fit_predict_seeds(
     return run(x, n_clusters=n_clusters, seeds=seeds, params=params, contexts=contexts)
 
 
+def gpu_check(params: dict[str, Any], device: str) -> str | None:
+    """Why the Keras backend DEC would run on cannot use the visible GPU (see :func:`gpu_problem`)."""
+    return gpu_problem(params.get("backend", "auto"), device)
+
+
 @hookimpl
 def harness_methods() -> list[MethodSpec]:
     return [
@@ -150,5 +155,6 @@ def harness_methods() -> list[MethodSpec]:
             input="flat",
             framework="keras",
             description="DEC (Xie et al. 2016) as DEC-keras: AE [D-500-500-2000-10] + KL self-training",
+            gpu_check=gpu_check,
         )
     ]

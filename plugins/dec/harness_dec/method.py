@@ -66,7 +66,7 @@ def fit_predict_seeds(
     if len(x) < n_clusters:
         raise ValueError(f"dec: {len(x)} samples cannot form {n_clusters} clusters")
 
-    backend = runtime.resolve_backend(params.get("backend", "auto"))
+    backend = runtime.resolve_backend(params.get("backend", "auto"), context.device)
     runtime.select_backend(backend, context.device)
     base = runtime.configure(backend, context.device, params["threads"], params["deterministic"], seeds[0])
     base |= resolved.tags()
@@ -86,6 +86,9 @@ def fit_predict_seeds(
     aes = initial_autoencoders(seeds, dim, hidden, resolved.init)
     # Resident on the accelerator for the whole run: batches are gathered there by index.
     x_dev = ops.convert_to_tensor(x)
+    used = runtime.tensor_device(backend, x_dev)  # the truth, whatever was asked for or listed
+    runtime.check_device_used(backend, used["device"], context.device)
+    tags = [t | used for t in tags]
 
     # ---- stage 1: the autoencoders (cached, loaded, or trained together) ---------------------
     start = time.perf_counter()

@@ -20,10 +20,66 @@ BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 """``auto`` = ``$KERAS_BACKEND`` where the user set it (as Keras itself reads it), else TensorFlow
 where it is installed (the reproductions were measured on it), else JAX (what a GPU machine
-without TensorFlow has), else PyTorch."""
+without TensorFlow has), else PyTorch. Where a GPU is visible and the device is not ``cpu``, a
+backend whose installed build cannot use a GPU (:func:`cpu_only_build`) is passed over for one
+that can, so adding the GPU install beside the CPU one is enough."""
+
+GPU_INSTALL = "pip install -r requirements-gpu.txt (or: pip install -e 'plugins/dec[gpu]')"
+"""How to get a Keras backend that runs on an NVIDIA GPU (JAX with CUDA), in the warning's words."""
 
 
-def resolve_backend(backend: str) -> str:
+def cpu_only_build(backend: str) -> str | None:
+    """The installed build of ``backend``'s framework in words, where its install metadata shows
+    that it cannot run on a GPU (``tensorflow-cpu``, jaxlib without a CUDA plugin, a ``+cpu``
+    torch); ``None`` where it may. Reads package metadata only: nothing is imported."""
+    from importlib.metadata import PackageNotFoundError, distributions, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    if backend == "tensorflow":
+        cpu = installed("tensorflow-cpu")
+        return f"tensorflow-cpu {cpu}" if cpu and not installed("tensorflow") else None
+    if backend == "jax":
+        lib = installed("jaxlib")
+        names = {(d.metadata["Name"] or "").lower() for d in distributions()}
+        plugin = any(re.fullmatch(r"jax[-_]cuda\d+[-_]plugin", n) for n in names)
+        return f"jax {installed('jax')} (jaxlib {lib} without a CUDA plugin)" if lib and not plugin else None
+    if backend == "torch":
+        torch_version = installed("torch")
+        return f"torch {torch_version}" if torch_version and torch_version.endswith("+cpu") else None
+    return None
+
+
+def gpu_problem(backends: str | list[str], device: str = "auto") -> str | None:
+    """One line saying that DEC will train on the CPU although a GPU is visible, or ``None``.
+
+    ``backends``: the ``backend`` parameter (a list where the sweep expands it). Called by the
+    harness parent at the start of a run (:attr:`harness.MethodSpec.gpu_check`), so it reads only
+    the environment and install metadata, as :func:`resolve_backend` does in the worker.
+    """
+    from harness.gpus import visible_gpus
+
+    if device == "cpu" or not visible_gpus():
+        return None
+    problems = []
+    for name in [backends] if isinstance(backends, str) else backends:
+        try:
+            backend = resolve_backend(name, device)
+        except (RuntimeError, ValueError):
+            continue  # the job will say so itself
+        build = cpu_only_build(backend)
+        if build is not None:
+            problems.append(build)
+    if not problems:
+        return None
+    return f"dec: a GPU is visible but {', '.join(problems)} cannot use it; install with {GPU_INSTALL}"
+
+
+def resolve_backend(backend: str, device: str = "auto") -> str:
     """The backend ``auto`` stands for here, or ``backend`` itself; raises if it is not installed."""
     if backend != "auto":
         if backend not in BACKENDS:
@@ -40,10 +96,20 @@ def resolve_backend(backend: str) -> str:
         if importlib.util.find_spec(chosen) is None:
             raise RuntimeError(f"dec: $KERAS_BACKEND asks for {chosen}, which is not installed here")
         return chosen
-    for name in BACKENDS:
-        if importlib.util.find_spec(name) is not None:
-            return name
-    raise RuntimeError("dec: none of tensorflow, jax, torch is installed (Keras needs one of them)")
+    installed = [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    if not installed:
+        raise RuntimeError(
+            "dec: none of tensorflow, jax, torch is installed (Keras needs one of them); "
+            "install with pip install -e 'plugins/dec[cpu]' or 'plugins/dec[gpu]'"
+        )
+    if device != "cpu" and len(installed) > 1:
+        from harness.gpus import visible_gpus
+
+        if visible_gpus():
+            can = [name for name in installed if cpu_only_build(name) is None]
+            if can:
+                return can[0]
+    return installed[0]
 
 
 def select_backend(backend: str, device: str) -> None:
@@ -171,6 +237,59 @@ def _configure_tensorflow(device: str, threads: int | None, deterministic: bool)
         f"inter {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}"
     )
     return tags
+
+
+def tensor_device(backend: str, tensor: Any) -> dict[str, str]:
+    """Where ``tensor`` really lives, as the tags ``device`` (``cpu`` or ``cuda:N``, as DLFC
+    records it) and ``device.name``: asked of the framework about a tensor it made, not read from
+    what was requested or what it lists, so a run's device tag is the truth on every backend."""
+    if backend == "jax":
+        (dev,) = tensor.devices()
+        if dev.platform == "cpu":
+            return {"device": "cpu"}
+        return {"device": f"cuda:{dev.id}", "device.name": str(dev.device_kind)}
+    if backend == "torch":
+        import torch
+
+        where = tensor.device
+        if where.type != "cuda":
+            return {"device": where.type}
+        index = where.index if where.index is not None else torch.cuda.current_device()
+        return {"device": f"cuda:{index}", "device.name": torch.cuda.get_device_name(index)}
+    import tensorflow as tf
+
+    spec = tf.DeviceSpec.from_string(tensor.device)
+    if (spec.device_type or "CPU").upper() != "GPU":
+        return {"device": "cpu"}
+    index = spec.device_index or 0
+    gpus = tf.config.get_visible_devices("GPU")
+    name = tf.config.experimental.get_device_details(gpus[index]).get("device_name", "GPU") if gpus else "GPU"
+    return {"device": f"cuda:{index}", "device.name": str(name)}
+
+
+def check_device_used(backend: str, used: str, requested: str) -> None:
+    """Raise where ``cuda`` was asked for and the tensors landed on the CPU; warn (one line, kept
+    with the run as ``harness.warnings``) where a GPU is visible to this worker, the device was
+    left to ``auto``, and the framework could not use it."""
+    if used != "cpu" or requested == "cpu":
+        return
+    build = cpu_only_build(backend) or backend
+    if requested.startswith("cuda"):
+        raise ValueError(
+            f"dec: device {requested!r} asked for, but {build} placed the data on the CPU; install with {GPU_INSTALL}"
+        )
+    from harness.gpus import visible_gpus
+
+    gpus = visible_gpus()
+    if gpus:
+        import warnings
+
+        warnings.warn(
+            f"dec: a GPU is visible ({', '.join(gpus)}) but {build} cannot use it, so this run trained on "
+            f"the CPU; install with {GPU_INSTALL}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 # ---- the few things Keras leaves to each framework: gradients, loops, compilation -------------

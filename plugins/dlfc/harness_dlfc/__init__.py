@@ -111,6 +111,20 @@ def fit_predict_seeds(
     return run(x, n_clusters=n_clusters, seeds=seeds, params=params, contexts=contexts)
 
 
+def gpu_check(params: dict[str, Any], device: str) -> str | None:
+    """A ``+cpu`` torch cannot use the GPU ``harness run`` sees: say so before DLFC trains on the CPU
+    (install metadata only; torch is not imported in the parent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("torch")
+    except PackageNotFoundError:
+        return None
+    if not installed.endswith("+cpu"):
+        return None
+    return f"dlfc: a GPU is visible but torch {installed} cannot use it; install with pip install -r requirements-gpu.txt"
+
+
 @hookimpl
 def harness_methods() -> list[MethodSpec]:
     return [
@@ -123,5 +137,6 @@ def harness_methods() -> list[MethodSpec]:
             framework="pytorch",
             description="DLFC: DEC with a conv (or MLP) autoencoder, optional attention gate, embedding size K",
             min_size=4,
+            gpu_check=gpu_check,
         )
     ]
