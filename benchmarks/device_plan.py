@@ -12,8 +12,9 @@ so the runner skips what earlier calls finished. Before the first DEC cell it pr
 on the device (``probe``) and keeps the stack size giving the most seeds per GPU-second. A chunk
 is started only where its estimate fits what is left of the call's budget, and a sweep that
 overruns is stopped (SIGTERM: its running jobs end KILLED and are run again next call). The runs
-a call finished come back as at most six ``runs-N.tar.gz`` (each under 16 MiB) with
-``plan.json`` (the probe, the estimates, what ran).
+a call finished come back as at most four ``runs-N.tar.gz`` (each under 16 MiB) with
+``plan.json`` (the probe, the estimates, what ran); a chunk starts only where its runs can still
+come back (about 17 MNIST runs with their embeddings per call).
 
 ``home`` unpacks those into ``.devruns/<cell>/`` (full journals), imports each into the tracking
 store (``harness import``: a run already there is skipped, so a repeat adds nothing), and
@@ -43,7 +44,7 @@ PLAN = ROOT / "benchmarks" / "device-plan.yaml"
 STATE = Path(os.environ.get("DEVPLAN_STATE", ROOT / ".devplan"))  # carried: done/ (records only), plan.json
 HOME = Path(os.environ.get("DEVPLAN_HOME", ROOT / ".devruns"))  # stays here: the full journals
 PART_BYTES = 15 * 2**20  # a file back from the device: at most 16 MiB
-MAX_PARTS = 6  # of the 8 files a call brings back: plan.json and the log take two
+MAX_PARTS = 4  # 4 x 15 MiB: under the 64 MiB a call brings back, with plan.json and the log
 FIXED_S = 20.0  # per job: start-up, imports, compilation, k-means (a guess until timed)
 
 
@@ -212,6 +213,24 @@ def seeds_that_fit(seeds: list[int], stack: int, job_s: float, left_s: float) ->
     return seeds[: max(0, jobs) * stack]
 
 
+def packed_size(path: Path) -> int:
+    """An upper bound of a file's size in a ``.tar.gz``: gzip keeps float32 embeddings at about
+    their size, but shrinks int64 labels of small values far more than 4x (and a record too)."""
+    size = path.stat().st_size
+    return size // 4 if path.name.startswith("labels") else size
+
+
+def run_bytes(rows: int) -> int:
+    """What one run brings back, at most (:func:`packed_size`): labels and truth (int64), a 10-d
+    float32 embedding per row, and its record (the curves)."""
+    return rows * (2 + 2 + 4 * 10) + 200_000
+
+
+def runs_that_come_back(rows: int, packed_bytes: int) -> int:
+    """How many more runs of ``rows`` rows fit the parts a call brings back (90 %: a margin)."""
+    return max(0, int((0.9 * MAX_PARTS * PART_BYTES - packed_bytes) // run_bytes(rows)))
+
+
 def estimate(cell: dict[str, Any], stack: int, state: dict[str, Any], spec: dict[str, Any]) -> float:
     """Seconds per job of ``stack`` seeds: measured on this device where the cell ran before,
     else from the probe, else the plan's guess."""
@@ -285,6 +304,12 @@ def run_call(
                 continue
             job_s = estimate(cell, stack, state, spec)
             chosen = seeds_that_fit(seeds, stack, job_s, call.left())
+            runs = runs_that_come_back(cell.get("rows", 70000), packed_bytes)
+            chosen = chosen[: runs // stack * stack if runs >= stack else 0]
+            if runs < stack:
+                say(f"{cell['name']}: {stack} more run(s) would not fit what a call brings back: next call")
+                stopped = True
+                break
             if not chosen:
                 say(f"{cell['name']} size {size}: a job of {stack} seed(s) (~{job_s:.0f} s) does not fit the "
                     f"{call.left():.0f} s left: next call")  # fmt: skip
@@ -367,7 +392,7 @@ def _records(journal: Path) -> list[dict[str, Any]]:
 
 def pack(work: Path, out: Path, carried: set[tuple[str, str]]) -> int:
     """Every finished run that did not come carried, as ``runs-N.tar.gz`` parts of at most
-    :data:`PART_BYTES` (rewritten whole after each chunk). Returns the bytes, -1 once full."""
+    :data:`PART_BYTES` (rewritten whole after each chunk). Returns their bytes unpacked, -1 once full."""
     for old in out.glob("runs-*.tar.gz"):
         old.unlink()
     folders = [
@@ -379,18 +404,15 @@ def pack(work: Path, out: Path, carried: set[tuple[str, str]]) -> int:
     parts: list[list[Path]] = [[]]
     size = 0
     for folder in folders:
-        bytes_ = sum(f.stat().st_size for f in folder.iterdir())
-        if parts[-1] and size + bytes_ > PART_BYTES:  # uncompressed: a safe upper bound
+        bytes_ = sum(packed_size(f) for f in folder.iterdir())
+        if parts[-1] and size + bytes_ > PART_BYTES:
             parts.append([])
             size = 0
         parts[-1].append(folder)
         size += bytes_
-    if len(parts) > MAX_PARTS:
-        parts = parts[:MAX_PARTS]
-        full = True
-    else:
-        full = len(parts) == MAX_PARTS and size > PART_BYTES // 2
-    total = 0
+    # more than the call can bring back: those left out run again next call
+    full = len(parts) > MAX_PARTS
+    parts = parts[:MAX_PARTS]
     for i, members in enumerate(p for p in parts if p):
         path = out / f"runs-{i}.tar.gz"
         with tarfile.open(path, "w:gz") as tar:
@@ -399,8 +421,7 @@ def pack(work: Path, out: Path, carried: set[tuple[str, str]]) -> int:
                     tar.add(cell / "sweep.yaml", arcname=f"{cell.name}/sweep.yaml")
             for folder in members:
                 tar.add(folder, arcname=f"{folder.parent.parent.name}/runs/{folder.name}")
-        total += path.stat().st_size
-    return -1 if full else total
+    return -1 if full else sum(packed_size(f) for p in parts for m in p for f in m.iterdir())
 
 
 # ---- here: bring the runs home ---------------------------------------------------------------------

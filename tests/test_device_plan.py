@@ -149,3 +149,14 @@ def test_the_stack_with_most_seeds_per_second_that_fits_one_call(plan_module):
     assert module.best_stack(measured, spec, 70000, budget_s=1000) == 10
     assert module.best_stack(measured, spec, 70000, budget_s=job["5"] + 1) == 5  # 10 would not fit
     assert module.best_stack(measured, spec, 70000, budget_s=1) == 1  # nothing fits: one seed a job
+
+
+def test_no_chunk_starts_whose_runs_could_not_come_back(plan_module):
+    module, _ = plan_module
+    mnist = module.run_bytes(70000)
+    assert mnist > 70000 * 40  # the embedding, float32, gzip keeps at about its size
+    fits = module.runs_that_come_back(70000, 0)
+    assert fits * mnist <= 0.9 * module.MAX_PARTS * module.PART_BYTES < (fits + 1) * mnist
+    assert fits >= 10  # ten stacked MNIST seeds come back from one call
+    assert module.runs_that_come_back(70000, 10 * mnist) == fits - 10  # after ten stacked MNIST seeds
+    assert module.runs_that_come_back(70000, module.MAX_PARTS * module.PART_BYTES) == 0

@@ -131,6 +131,7 @@ def select_backend(backend: str, device: str) -> None:
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        os.environ["JAX_PLATFORMS"] = "cpu"  # not a CUDA plugin failing to start, then falling back
 
 
 @contextlib.contextmanager
