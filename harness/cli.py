@@ -38,6 +38,7 @@ examples:
   harness list                                  methods, datasets, parameters, providers
   harness data --download mnist                 fetch and verify a dataset (needs a network)
   harness report --format latex --out table.tex    a paper table from the tracked runs
+  harness report --stats --out results/table.md    + Friedman, post-hoc tests, CD diagrams beside it
   harness plot --out figures                    metric vs input size, seed spread, curves, t-SNE
   harness ui                                    browse the runs in the MLflow UI
   harness run --offline out/ && harness import out/    run without MLflow, log the runs later
@@ -209,6 +210,17 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also: Wilcoxon signed-rank test of method A against B over paired seeds, and average "
         "ranks; to standard error and, with --out FILE, to FILE's sibling with suffix .compare.txt "
         "(table.tex -> table.compare.txt). A and B: methods or configurations, as in the table",
+    )
+    report.add_argument(
+        "--stats",
+        action="store_true",
+        help="also: over all columns, per metric, the Friedman test over the dataset x size blocks "
+        "(and over dataset x size x seed where the columns ran the same seeds), post-hoc Wilcoxon-Holm "
+        "and Nemenyi, average ranks, the matched-pairs rank-biserial effect size of each pair, and per "
+        "cell the median with a bootstrap 95%% interval; to standard error and, with --out FILE, beside "
+        "FILE: FILE.stats.txt, .stats-tests.csv, .stats-pairs.csv, .stats-cells.csv and a "
+        "critical-difference diagram per metric, .cd-METRIC.png/.pdf (.cd-METRIC-seeds.png/.pdf for "
+        "the seed blocks); table.md -> table.stats.txt, table.cd-acc.png",
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
 
@@ -747,7 +759,7 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> ExitCode:
-    from harness_reports import stats, tables
+    from harness_reports import posthoc, stats, tables
     from harness_reports.runs import configurations, split_names
 
     metrics = split_names(args.metrics)
@@ -783,6 +795,10 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
     if pair:
         comparison = stats.comparison_text(runs, pair[0], pair[1], metrics)
         Console(stderr=True, soft_wrap=True).print(comparison, highlight=False, markup=False)
+    if args.stats:
+        found, cells = _statistics(runs, metrics)
+        statistics = posthoc.stats_text(found, cells)
+        Console(stderr=True, soft_wrap=True).print(statistics, highlight=False, markup=False)
     try:
         if out is not None:
             out.write_text(text)
@@ -790,11 +806,47 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
             if pair:  # beside the table, which may be LaTeX or CSV and must stay parseable
                 out.with_suffix(".compare.txt").write_text(comparison)
                 print(f"wrote {out.with_suffix('.compare.txt')}", file=sys.stderr)
+            if args.stats:
+                for path in _write_statistics(found, cells, statistics, out.with_suffix("")):
+                    print(f"wrote {path}", file=sys.stderr)
         else:
             print(text)
+            if args.stats:
+                print(
+                    "harness: pass --out FILE to also write the CD diagrams and CSVs beside FILE",
+                    file=sys.stderr,
+                )
     except OSError as exc:
         raise UsageError(f"--out: cannot write {exc.filename or out}: {exc.strerror}") from None
     return ExitCode.OK
+
+
+def _statistics(runs, metrics: list[str]):
+    """``report --stats``: every metric's analyses (dataset x size blocks, and seed blocks where
+    the columns share seeds) and the cells' medians with bootstrap intervals."""
+    from harness_reports import intervals, posthoc
+
+    found = [analysis for metric in metrics for analysis in posthoc.analyses(runs, metric)]
+    return found, intervals.cell_intervals(runs, metrics)
+
+
+def _write_statistics(found, cells, text: str, stem: Path) -> list[Path]:
+    """The ``--stats`` files beside ``--out``'s file ``stem``.suffix: the text, three tidy CSVs and
+    the critical-difference diagrams; returns the paths written."""
+    from harness_reports import posthoc
+    from harness_reports.cd_diagram import write_cd_diagrams
+
+    written = []
+    for suffix, content in (
+        (".stats.txt", text),
+        (".stats-tests.csv", posthoc.tests_frame(found).to_csv(index=False)),
+        (".stats-pairs.csv", posthoc.pairs_frame(found).to_csv(index=False)),
+        (".stats-cells.csv", cells.to_csv(index=False)),
+    ):
+        path = stem.with_name(stem.name + suffix)
+        path.write_text(content)
+        written.append(path)
+    return written + write_cd_diagrams(found, stem)
 
 
 def cmd_plot(args: argparse.Namespace) -> ExitCode:

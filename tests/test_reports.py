@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from scipy.stats import friedmanchisquare
 from stamped_runs import stamp, strip
 
 from harness.cli import main
@@ -143,6 +144,39 @@ def test_report_and_plot_commands(tiny_sweep, tmp_path, capsys):
     assert main(["plot", *args, "--out", str(tmp_path / "figs"), "--no-tsne"]) == 0
     assert (tmp_path / "figs" / "seed-spread.pdf").is_file()
     assert not list((tmp_path / "figs").glob("tsne-*"))
+
+
+def test_stats_on_one_row_say_it_is_too_few_and_test_the_paired_seeds(
+    runs, tiny_sweep, tiny_methods, tmp_path, capsys
+):
+    out = tmp_path / "table.md"
+    report = ["report", "--tracking-uri", tiny_sweep[0], "--experiment", "t", "--metrics", "acc", "--stats"]
+    assert main([*report, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    text = (tmp_path / "table.stats.txt").read_text()
+    assert text in err and f"wrote {tmp_path / 'table.cd-acc-seeds.png'}" in err
+    assert "ACC: blocks dataset × size, 1 complete block(s)" in text and "no test can say anything" in text
+    # flaky failed seed 1: seeds 0 and 2 are the blocks every column finished
+    k = len(tiny_methods)
+    assert f"ACC: blocks dataset × size × seed, 2 complete block(s), {k} column(s)" in text
+    assert "left out 1 block(s)" in text and "digits 8px seed 1 (flaky)" in text
+    assert "the Friedman p cannot go below" in text and "no pair can reach p < 0.05" in text
+    tests = pd.read_csv(tmp_path / "table.stats-tests.csv").set_index("blocks")
+    done = runs[runs.status == "FINISHED"].pivot(index="seed", columns="method", values="acc").loc[[0, 2]]
+    expected = friedmanchisquare(*(done[c] for c in done.columns))
+    assert tests.at["dataset × size × seed", "friedman_statistic"] == pytest.approx(expected.statistic)
+    assert tests.at["dataset × size × seed", "friedman_p"] == pytest.approx(expected.pvalue)
+    pairs = pd.read_csv(tmp_path / "table.stats-pairs.csv")
+    assert len(pairs) == k * (k - 1) // 2 and set(pairs.blocks) == {"dataset × size × seed"}
+    assert not (tmp_path / "table.cd-acc.png").exists()  # one row: no test, no diagram
+    assert (tmp_path / "table.cd-acc-seeds.pdf").stat().st_size > 1000
+    cells = pd.read_csv(tmp_path / "table.stats-cells.csv")
+    flaky = cells[cells.method == "flaky"].iloc[0]
+    finished = runs[(runs.method == "flaky") & (runs.status == "FINISHED")]["acc"]
+    assert (flaky.n, flaky.n_seeds) == (2, 3) and flaky["median"] == pytest.approx(finished.median())
+    assert main(report) == 0  # no --out: the section on standard error, the files only with --out
+    out_, err = capsys.readouterr()
+    assert "Friedman chi-square" in err and "Friedman" not in out_ and "pass --out FILE" in err
 
 
 def test_sweep_parent_run_holds_table_and_figures(tiny_sweep):
@@ -341,6 +375,14 @@ def test_a_cell_shows_only_the_newest_identity_and_says_what_it_left_out(tmp_pat
     older = f"{name} [method bbbbbb]"
     assert main([*report, "--all-identities", "--metrics", "acc", "--compare", f"{name},{older}"]) == 0
     assert f"Wilcoxon signed-rank, {name} vs {older} on acc" in capsys.readouterr().err
+
+    # --stats: each older identity is a column of its own, paired with the newest by seed
+    assert main([*report, "--all-identities", "--metrics", "acc", "--stats"]) == 0
+    err = capsys.readouterr().err
+    assert "ACC: blocks dataset × size × seed, 2 complete block(s), 3 column(s)" in err
+    assert all(column in err for column in (f"{older} ", f"{name} [untagged]"))
+    assert main([*report, "--metrics", "acc", "--stats"]) == 0  # the newest identity alone
+    assert "one column: nothing to compare" in capsys.readouterr().err
 
 
 def test_data_digests_split_a_cell_and_a_run_without_one_joins_its_code(runs):

@@ -109,6 +109,39 @@ def test_bad_compare_is_one_line(store, capsys, compare, message):
     assert err.startswith("harness: error: --compare:") and message in err and "\n" not in err
 
 
+def test_stats_of_two_configurations_are_scipys_wilcoxon_on_the_runs(store, runs, tmp_path, capsys):
+    from scipy.stats import wilcoxon
+
+    out = tmp_path / "table.tex"
+    assert main(["report", "--tracking-uri", store, "--format", "latex", "--out", str(out), "--stats"]) == 0
+    text = (tmp_path / "table.stats.txt").read_text()
+    assert "Friedman: needs at least three columns" in text
+    assert "ACC: blocks dataset × size, 2 complete block(s), 2 column(s)" in text
+    assert "ACC: blocks dataset × size × seed, 6 complete block(s), 2 column(s)" in text
+    assert "\\toprule" in out.read_text()  # the table stays LaTeX
+    pairs = pd.read_csv(tmp_path / "table.stats-pairs.csv").set_index(["metric", "blocks"])
+    for metric in ("acc", "nmi_geometric"):
+        seeds = pairs.loc[(metric, "dataset × size × seed")]
+        done = runs[runs.status == "FINISHED"].pivot(
+            index=["input_size", "seed"], columns="method", values=metric
+        )
+        # one pair: Holm leaves SciPy's p as it is
+        assert seeds.p_wilcoxon_holm == pytest.approx(wilcoxon(done[FAST], done[SLOW]).pvalue)
+        assert seeds.wins + seeds.ties + seeds.losses == 6 and {seeds.a, seeds.b} == {FAST, SLOW}
+        rows = pairs.loc[(metric, "dataset × size")]
+        means = done.groupby(level="input_size").mean()  # the table's cells: 3 seeds each
+        assert rows.p_wilcoxon_holm == pytest.approx(wilcoxon(means[FAST], means[SLOW]).pvalue)
+        assert rows.p_wilcoxon_holm >= 0.5  # 2 blocks: the smallest p there is
+    assert "cannot go below 0.5" in text
+    assert {p.name for p in tmp_path.glob("table.cd-*")} == {
+        f"table.cd-{m}{s}.{e}"
+        for m in ("acc", "nmi_geometric")
+        for s in ("", "-seeds")
+        for e in ("png", "pdf")
+    }
+    assert text in capsys.readouterr().err
+
+
 def test_min_attainable_p_matches_scipy():
     from scipy.stats import wilcoxon
 
