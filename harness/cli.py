@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from harness.gpus import GpuSlots
     from harness.recording import Recorder
     from harness.sweep import Sweep
+    from harness.types import MetricSpec
     from harness.worker import WorkerSettings
 
 EPILOG = """\
@@ -507,12 +508,25 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             dataset.description,
         )
     console.print(datasets)
+    metrics = Table(title="metrics (logged on every run; tables pick them with report --metrics)")
+    for col in ("name", "kind", "better"):
+        metrics.add_column(col, no_wrap=True)
+    metrics.add_column("help", ratio=1)
+    for name, (metric, _) in registry.metrics.items():
+        metrics.add_row(
+            name, _metric_kind(metric), "higher" if metric.higher_is_better else "lower", metric.help
+        )
+    console.print(metrics)
     # the plugin names are what --no-plugin takes; the distribution is what pip installed
     plugins = Table(title="plugins (--no-plugin NAME skips one)")
     for col in ("plugin", "installed by", "provides"):
         plugins.add_column(col, no_wrap=col == "plugin", ratio=1 if col == "provides" else None)
     provides: dict[str, list[str]] = {}
-    for kind, table in (("method", registry.methods), ("dataset", registry.datasets)):
+    for kind, table in (
+        ("method", registry.methods),
+        ("dataset", registry.datasets),
+        ("metric", registry.metrics),
+    ):
         for name, (_, provider) in sorted(table.items()):
             provides.setdefault(provider.plugin, []).append(f"{kind} {name}")
     for plugin, provider in sorted(registry.plugins.items()):
@@ -528,6 +542,11 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
     for clash in registry.clashes.values():
         console.print(Text(f"not listed: {clash}", style="red"))
     return ExitCode.OK
+
+
+def _metric_kind(spec: MetricSpec) -> str:
+    """``external`` (against the truth) or ``internal (embedding)``/``internal (input)``."""
+    return spec.kind if spec.kind == "external" else f"internal ({spec.on})"
 
 
 def _listing(registry: Registry) -> dict:
@@ -567,6 +586,19 @@ def _listing(registry: Registry) -> dict:
                 "description": spec.description,
             }
             for name, (spec, provider) in sorted(registry.datasets.items())
+        ],
+        "metrics": [
+            {
+                "name": name,
+                "distribution": provider.distribution,
+                "version": provider.version,
+                "plugin": provider.plugin,
+                "kind": spec.kind,
+                "on": spec.needs,
+                "higher_is_better": spec.higher_is_better,
+                "help": spec.help,
+            }
+            for name, (spec, provider) in registry.metrics.items()
         ],
         "broken": [
             {
