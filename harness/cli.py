@@ -200,9 +200,12 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     report.add_argument(
         "--metrics",
-        default="acc,nmi_geometric",
+        default="acc,nmi_geometric",  # harness.metrics.DEFAULT_TABLE_METRICS (not imported: scikit-learn is slow)
         metavar="LIST",
-        help="comma-separated: acc, nmi_geometric, nmi_arithmetic, ari, runtime_s (default: acc,nmi_geometric)",
+        help="comma-separated metrics (`harness list` shows them: acc, nmi_geometric, nmi_arithmetic, ari, "
+        "ami, fmi, homogeneity, completeness, v_measure, purity, f1_macro, silhouette_embedding and "
+        "the plugins'), or runtime_s (default: acc,nmi_geometric). Runs recorded without a metric get "
+        "it computed from their stored labels and embedding",
     )
     report.add_argument(
         "--compare",
@@ -212,6 +215,8 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "(table.tex -> table.compare.txt). A and B: methods or configurations, as in the table",
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    _add_data_dir_option(report)
+    _add_plugin_options(report)
 
 
 def _add_plot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -769,12 +774,18 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
         raise UsageError(
             f"--metrics: expected a comma-separated list such as acc,nmi_geometric, got {args.metrics!r}"
         )
-    check_names("metric", metrics, tables.METRIC_NAMES)
+    registry = _registry(args)
+    try:
+        check_names("metric", metrics, [*registry.metrics, "runtime_s"])
+    except UsageError as exc:
+        raise UsageError(f"--metrics: {exc}") from None
+    tables.register_metrics(spec for spec, _ in registry.metrics.values())
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         where = "is a folder" if out.is_dir() else f"its folder {out.parent} does not exist"
         raise UsageError(f"--out: cannot write {out}: {where}")
-    _, runs, left_out = _tracked_runs(args)
+    tracker, runs, left_out = _tracked_runs(args)
+    runs = _scored_after_the_fact(tracker.client, runs, registry, metrics, args.data_dir)
     pair = []
     if args.compare is not None:
         for name in split_names(args.compare):
@@ -809,6 +820,28 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
     except OSError as exc:
         raise UsageError(f"--out: cannot write {exc.filename or out}: {exc.strerror}") from None
     return ExitCode.OK
+
+
+def _scored_after_the_fact(
+    client: Any, runs: Any, registry: Registry, metrics: list[str], data_dir: str | None
+):
+    """``runs`` with the table's metrics filled in where a run was scored without them (or with an
+    older version of a plugin's metric), from its stored arrays; what was done, on standard error."""
+    import tempfile
+
+    from harness_reports.rescore import fill_metrics, mlflow_reader
+
+    with tempfile.TemporaryDirectory(prefix="harness-rescore-") as tmp:
+        runs, notes = fill_metrics(
+            runs,
+            registry,
+            metrics,
+            mlflow_reader(client, Path(tmp)),
+            data_dir=Path(data_dir).expanduser() if data_dir else None,
+        )
+    for note in notes:
+        print(f"harness: {note}", file=sys.stderr)
+    return runs
 
 
 def cmd_plot(args: argparse.Namespace) -> ExitCode:
