@@ -5,6 +5,7 @@ arrays are the scores logged at run time."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -72,52 +73,65 @@ def test_a_broken_metric_plugin_costs_only_itself():
     assert "metric 'acc' is provided twice" in clashing.clashes["metric", "acc"]
 
 
+def _as_an_older_harness_left_it(journal: Path, copy: Path) -> None:
+    """A copy of an offline journal whose runs lack the later metrics and ``labels_true.npy``."""
+    shutil.copytree(journal, copy)
+    for record_path in copy.glob("runs/*/record.json"):
+        record = json.loads(record_path.read_text())
+        record["metrics"] = {k: v for k, v in record["metrics"].items() if k not in LATER}
+        record["tags"].pop("harness.metric_identities")
+        record_path.write_text(json.dumps(record))
+        (record_path.parent / "labels_true.npy").unlink()
+
+
 def test_metrics_at_run_time_and_after_the_fact_agree(tmp_path, capsys):
     from harness_reports import load_runs
     from harness_reports.rescore import fill_metrics, mlflow_reader
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    argv = ["run", *PLUGINS, "--methods", "curves", "--seeds", "0"]
-    argv += ["--tracking-uri", uri, "--experiment", "t"]
-
-    # 1. runs scored without the third party's metrics, as runs recorded before it was installed
-    assert main(argv) == ExitCode.OK
-    capsys.readouterr()
-    report = [
-        "report",
-        "--tracking-uri",
-        uri,
-        "--experiment",
-        "t",
+    journal = tmp_path / "offline"
+    argv = [
+        "run",
         *PLUGINS,
-        "--plugin",
-        "harness_test_metrics",
+        *METRIC_PLUGINS,
+        "--methods",
+        "curves",
+        "--seeds",
+        "0",
+        "--offline",
+        str(journal),
     ]
-    report += ["--metrics", "acc,raw_agreement,davies_bouldin_input,silhouette_embedding"]
-    assert main(report) == ExitCode.OK
-    out, err = capsys.readouterr()
-    for metric in ("raw_agreement", "davies_bouldin_input"):
-        assert f"{metric}: computed after the fact from the stored arrays for 1 run(s)" in err
-    after_the_fact = out
-
-    # 2. the same jobs again, now scored at run time by the plugin (a failing metric costs only itself)
-    assert main([*argv, "--rerun", *METRIC_PLUGINS]) == ExitCode.OK
+    assert main(argv) == ExitCode.OK
+    # a failing metric costs only itself
     assert "metric 'fragile' failed: ZeroDivisionError: fragile fails as asked" in capsys.readouterr().err
-    run = _job_runs(uri)["curves"]
+    _as_an_older_harness_left_it(journal, tmp_path / "older")
+    for folder, experiment in ((journal, "new"), (tmp_path / "older", "old")):
+        assert main(["import", str(folder), "--tracking-uri", uri, "--experiment", experiment]) == ExitCode.OK
+
+    run = _job_runs(uri, "new")["curves"]
     scored = {"acc", "nmi_geometric", "ami", "fmi", "purity", "silhouette_embedding"}
     assert scored | {"raw_agreement", "davies_bouldin_input"} <= set(run.data.metrics)
     assert "fragile" not in run.data.metrics
     assert "metric 'fragile' failed" in run.data.tags["harness.warnings"]
     identities = json.loads(run.data.tags["harness.metric_identities"])
     assert set(identities) == {"raw_agreement", "davies_bouldin_input"}  # the core's are in its identity
-    assert main(report) == ExitCode.OK
-    out, err = capsys.readouterr()
-    assert "after the fact" not in err
-    assert out == after_the_fact  # the same table, from the logged scores
 
-    # 3. every later metric, computed again from the stored arrays, is the logged number exactly
+    capsys.readouterr()
+    report = ["report", "--tracking-uri", uri, *PLUGINS, "--plugin", "harness_test_metrics"]
+    report += ["--metrics", "acc," + ",".join(LATER)]
+    assert main([*report, "--experiment", "new"]) == ExitCode.OK
+    at_run_time, err = capsys.readouterr()
+    assert "after the fact" not in err and "silhouette (emb.)" in at_run_time
+    # the older runs' later metrics, computed from their stored arrays (the truth from the dataset)
+    assert main([*report, "--experiment", "old"]) == ExitCode.OK
+    after_the_fact, err = capsys.readouterr()
+    for metric in LATER:
+        assert f"{metric}: computed after the fact from the stored arrays for 1 run(s)" in err
+    assert after_the_fact == at_run_time
+
+    # to the last digit: every later metric computed again from the stored arrays is the logged number
     client = MlflowClient(uri)
-    frame = load_runs(client, client.get_experiment_by_name("t").experiment_id)
+    frame = load_runs(client, client.get_experiment_by_name("new").experiment_id)
     registry = load_registry(extra_modules=["harness_test_plugins", "harness_test_metrics"])
     logged = frame.set_index("method")[list(LATER)]
     assert logged.notna().all().all()
@@ -125,15 +139,13 @@ def test_metrics_at_run_time_and_after_the_fact_agree(tmp_path, capsys):
     filled, _ = fill_metrics(blank, registry, LATER, mlflow_reader(client, tmp_path / "dl"))
     assert filled.set_index("method")[list(LATER)].equals(logged)
 
-    # 4. a plugin metric whose code changed since the run is computed again; a run older than
-    #    labels_true.npy on every run takes the truth from the dataset plugin
+    # a plugin metric whose code changed since the run is computed again
     client.log_metric(run.info.run_id, "raw_agreement", 0.999)
     client.set_tag(run.info.run_id, "harness.metric_identities", json.dumps({"raw_agreement": "0" * 16}))
-    Path(run.info.artifact_uri.removeprefix("file://"), "labels_true.npy").unlink()
-    assert main(report) == ExitCode.OK
+    assert main([*report, "--experiment", "new"]) == ExitCode.OK
     out, err = capsys.readouterr()
     assert "raw_agreement: computed after the fact from the stored arrays for 1 run(s)" in err
-    assert out == after_the_fact
+    assert out == at_run_time
 
 
 def test_report_names_an_unknown_metric(tmp_path, capsys):
