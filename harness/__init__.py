@@ -2,11 +2,11 @@
 
 Plugins import what they need from here::
 
-    from harness import DatasetSpec, MethodResult, MethodSpec, Param, hookimpl
+    from harness import DatasetSpec, MethodResult, MethodSpec, MetricSpec, Param, hookimpl
 """
 
 from harness.hookspecs import hookimpl
-from harness.types import Dataset, DatasetSpec, JobContext, MethodResult, MethodSpec, Param
+from harness.types import Dataset, DatasetSpec, JobContext, MethodResult, MethodSpec, MetricSpec, Param
 
 __version__ = "0.1.0"
 
@@ -16,6 +16,7 @@ __all__ = [
     "JobContext",
     "MethodResult",
     "MethodSpec",
+    "MetricSpec",
     "Param",
     "hookimpl",
 ]

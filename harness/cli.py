@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from harness.gpus import GpuSlots
     from harness.recording import Recorder
     from harness.sweep import Sweep
+    from harness.types import MetricSpec
     from harness.worker import WorkerSettings
 
 EPILOG = """\
@@ -200,9 +201,12 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     report.add_argument(
         "--metrics",
-        default="acc,nmi_geometric",
+        default="acc,nmi_geometric",  # harness.metrics.DEFAULT_TABLE_METRICS (not imported: scikit-learn is slow)
         metavar="LIST",
-        help="comma-separated: acc, nmi_geometric, nmi_arithmetic, ari, runtime_s (default: acc,nmi_geometric)",
+        help="comma-separated metrics (`harness list` shows them: acc, nmi_geometric, nmi_arithmetic, ari, "
+        "ami, fmi, homogeneity, completeness, v_measure, purity, f1_macro, silhouette_embedding and "
+        "the plugins'), or runtime_s (default: acc,nmi_geometric). Runs recorded without a metric get "
+        "it computed from their stored labels and embedding",
     )
     report.add_argument(
         "--compare",
@@ -223,6 +227,8 @@ def _add_report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "the seed blocks); table.md -> table.stats.txt, table.cd-acc.png",
     )
     report.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    _add_data_dir_option(report)
+    _add_plugin_options(report)
 
 
 def _add_plot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -537,12 +543,25 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             dataset.description,
         )
     console.print(datasets)
+    metrics = Table(title="metrics (logged on every run; tables pick them with report --metrics)")
+    for col in ("name", "kind", "better"):
+        metrics.add_column(col, no_wrap=True)
+    metrics.add_column("help", ratio=1)
+    for name, (metric, _) in registry.metrics.items():
+        metrics.add_row(
+            name, _metric_kind(metric), "higher" if metric.higher_is_better else "lower", metric.help
+        )
+    console.print(metrics)
     # the plugin names are what --no-plugin takes; the distribution is what pip installed
     plugins = Table(title="plugins (--no-plugin NAME skips one)")
     for col in ("plugin", "installed by", "provides"):
         plugins.add_column(col, no_wrap=col == "plugin", ratio=1 if col == "provides" else None)
     provides: dict[str, list[str]] = {}
-    for kind, table in (("method", registry.methods), ("dataset", registry.datasets)):
+    for kind, table in (
+        ("method", registry.methods),
+        ("dataset", registry.datasets),
+        ("metric", registry.metrics),
+    ):
         for name, (_, provider) in sorted(table.items()):
             provides.setdefault(provider.plugin, []).append(f"{kind} {name}")
     for plugin, provider in sorted(registry.plugins.items()):
@@ -558,6 +577,11 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
     for clash in registry.clashes.values():
         console.print(Text(f"not listed: {clash}", style="red"))
     return ExitCode.OK
+
+
+def _metric_kind(spec: MetricSpec) -> str:
+    """``external`` (against the truth) or ``internal (embedding)``/``internal (input)``."""
+    return spec.kind if spec.kind == "external" else f"internal ({spec.on})"
 
 
 def _listing(registry: Registry) -> dict:
@@ -597,6 +621,19 @@ def _listing(registry: Registry) -> dict:
                 "description": spec.description,
             }
             for name, (spec, provider) in sorted(registry.datasets.items())
+        ],
+        "metrics": [
+            {
+                "name": name,
+                "distribution": provider.distribution,
+                "version": provider.version,
+                "plugin": provider.plugin,
+                "kind": spec.kind,
+                "on": spec.needs,
+                "higher_is_better": spec.higher_is_better,
+                "help": spec.help,
+            }
+            for name, (spec, provider) in registry.metrics.items()
         ],
         "broken": [
             {
@@ -767,12 +804,18 @@ def cmd_report(args: argparse.Namespace) -> ExitCode:
         raise UsageError(
             f"--metrics: expected a comma-separated list such as acc,nmi_geometric, got {args.metrics!r}"
         )
-    check_names("metric", metrics, tables.METRIC_NAMES)
+    registry = _registry(args)
+    try:
+        check_names("metric", metrics, [*registry.metrics, "runtime_s"])
+    except UsageError as exc:
+        raise UsageError(f"--metrics: {exc}") from None
+    tables.register_metrics(spec for spec, _ in registry.metrics.values())
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         where = "is a folder" if out.is_dir() else f"its folder {out.parent} does not exist"
         raise UsageError(f"--out: cannot write {out}: {where}")
-    _, runs, left_out = _tracked_runs(args)
+    tracker, runs, left_out = _tracked_runs(args)
+    runs = _scored_after_the_fact(tracker.client, runs, registry, metrics, args.data_dir)
     pair = []
     if args.compare is not None:
         for name in split_names(args.compare):
@@ -847,6 +890,28 @@ def _write_statistics(found, cells, text: str, stem: Path) -> list[Path]:
         path.write_text(content)
         written.append(path)
     return written + write_cd_diagrams(found, stem)
+
+
+def _scored_after_the_fact(
+    client: Any, runs: Any, registry: Registry, metrics: list[str], data_dir: str | None
+):
+    """``runs`` with the table's metrics filled in where a run was scored without them (or with an
+    older version of a plugin's metric), from its stored arrays; what was done, on standard error."""
+    import tempfile
+
+    from harness_reports.rescore import fill_metrics, mlflow_reader
+
+    with tempfile.TemporaryDirectory(prefix="harness-rescore-") as tmp:
+        runs, notes = fill_metrics(
+            runs,
+            registry,
+            metrics,
+            mlflow_reader(client, Path(tmp)),
+            data_dir=Path(data_dir).expanduser() if data_dir else None,
+        )
+    for note in notes:
+        print(f"harness: {note}", file=sys.stderr)
+    return runs
 
 
 def cmd_plot(args: argparse.Namespace) -> ExitCode:

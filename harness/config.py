@@ -184,6 +184,12 @@ def build_sweep(
     if not methods:
         raise UsageError("methods: no method plugin is installed (see `harness list`)")
     registry.check("method", methods)
+    if not any(spec.kind == "external" for spec, _ in registry.metrics.values()):
+        raise UsageError(
+            "no metric to score the runs with: the built-in metrics come through the entry point "
+            "'metrics' of the harness distribution (reinstall harness: pip install -e . ; "
+            "and do not pass --no-plugin metrics)"
+        )
     datasets = _names("datasets", merged["datasets"])
     registry.check("dataset", datasets)
     seeds = parse_seeds(merged["seeds"])

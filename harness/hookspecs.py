@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.types import DatasetSpec, MethodSpec
+    from harness.types import DatasetSpec, MethodSpec, MetricSpec
 
 PROJECT = "harness"
 
@@ -56,4 +56,23 @@ def harness_datasets() -> list[DatasetSpec] | None:
     A name already provided by another plugin is an error naming both plugins.
 
     :returns: a list of dataset specs (empty or ``None`` if the plugin offers none).
+    """
+
+
+@hookspec
+def harness_metrics() -> list[MetricSpec] | None:
+    """Return the final scores this plugin computes on every finished run.
+
+    Called when the plugin manager is built. Each :class:`~harness.types.MetricSpec` names the
+    metric, says whether it compares the labels with the truth (``external``) or with the
+    method's embedding or input (``internal``, label-free), which way is better, and gives the
+    ``score`` callable. The core calls it in the worker after the method has returned, the same
+    way for every method, and logs the value beside ACC and NMI; ``harness report --metrics NAME``
+    computes it after the fact, from the stored arrays, for runs that were scored without it. The
+    built-in metrics (ACC, NMI, ARI, AMI, ...) come through this hook too, from
+    :mod:`harness.metrics`. A metric whose ``score`` raises or returns no finite number is left
+    out of that run, with a warning on the run; the run itself finishes.
+    A name already provided by another plugin is an error naming both plugins.
+
+    :returns: a list of metric specs (empty or ``None`` if the plugin offers none).
     """

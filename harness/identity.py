@@ -125,6 +125,21 @@ def dataset_identity(spec: Any, provider: Any) -> Identity:
     )
 
 
+def metric_identity(spec: Any, provider: Any) -> str | None:
+    """The digest of the code behind a metric plugin's ``score`` (its distribution, version and
+    package source), or ``None`` for a metric of the core itself (:data:`CORE_MODULES`), which the
+    core identity already covers.
+
+    It is recorded on each run (``harness.metric_identities``) but kept out of the run key: a
+    metric reads the labels, it cannot change them, so installing or editing a metric plugin
+    retrains nothing; instead ``harness report`` recomputes a plugin metric from the stored arrays
+    wherever a run's value came from other code than the plugin installed now.
+    """
+    if _defining_module(spec.score) in CORE_MODULES:
+        return None
+    return Identity(provider=str(provider), source=source_digest(spec.score)).digest
+
+
 def core_identity() -> str:
     """The harness version and a digest of the code that scores labels and prepares images."""
     from harness import __version__

@@ -37,7 +37,9 @@ class JobResult:
     host: str
     embedding: np.ndarray | None = None
     labels_true: np.ndarray | None = None
-    """The truth, only beside an embedding: reports colour t-SNE plots by class without the dataset."""
+    """The truth: reports colour t-SNE plots by class, and compute metrics added after the run
+    (``harness report --metrics``), without the dataset. Runs recorded before it was kept with
+    every run have it only beside an embedding."""
     data: ReceivedData | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:

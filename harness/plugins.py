@@ -20,7 +20,7 @@ import pluggy
 from harness import hookspecs
 from harness.contract import ContractError, check_param_defaults
 from harness.errors import UsageError, did_you_mean
-from harness.types import DatasetSpec, MethodSpec
+from harness.types import DatasetSpec, MethodSpec, MetricSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 HOOKS = tuple(name for name in vars(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_"))
@@ -66,7 +66,7 @@ def _described(provider: Provider) -> str:
 
 @dataclass(frozen=True)
 class Registry:
-    """Every method and dataset the loaded plugins offer, each with its provider."""
+    """Every method, dataset and metric the loaded plugins offer, each with its provider."""
 
     methods: dict[str, tuple[MethodSpec, Provider]]
     datasets: dict[str, tuple[DatasetSpec, Provider]]
@@ -75,6 +75,8 @@ class Registry:
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     clashes: dict[tuple[str, str], str] = field(default_factory=dict)
     """(kind, name) offered by two plugins → the message naming both."""
+    metrics: dict[str, tuple[MetricSpec, Provider]] = field(default_factory=dict)
+    """The final scores of every run, in the order the plugins registered them."""
 
     def method(self, name: str) -> MethodSpec:
         return self.methods[self._check("method", name, self.methods)][0]
@@ -82,9 +84,13 @@ class Registry:
     def dataset(self, name: str) -> DatasetSpec:
         return self.datasets[self._check("dataset", name, self.datasets)][0]
 
-    def check(self, kind: Literal["method", "dataset"], names: Iterable[str]) -> None:
-        """Raise for the first of ``names`` (methods or datasets) that cannot be used, saying why."""
-        table: dict[str, Any] = self.methods if kind == "method" else self.datasets
+    def metric(self, name: str) -> MetricSpec:
+        return self.metrics[self._check("metric", name, self.metrics)][0]
+
+    def check(self, kind: Literal["method", "dataset", "metric"], names: Iterable[str]) -> None:
+        """Raise for the first of ``names`` (methods, datasets or metrics) that cannot be used, saying why."""
+        tables: dict[str, dict[str, Any]] = {"method": self.methods, "dataset": self.datasets}
+        table = tables.get(kind, self.metrics)
         for name in names:
             self._check(kind, name, table)
 
@@ -260,13 +266,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 def build_registry(pm: PluginManager) -> Registry:
-    """Collect the methods and datasets of every plugin; a plugin whose hook raises or returns the
+    """Collect the methods, datasets and metrics of every plugin; a plugin whose hook raises or returns the
     wrong thing is left out, and a name offered twice is left out, naming both plugins."""
     broken = dict(pm.broken)
     offered: dict[str, list[tuple[str, Any]]] = {}  # plugin → (kind, spec), in hook order
     for hook, kind, spec_type in (
         (pm.hook.harness_methods, "method", MethodSpec),
         (pm.hook.harness_datasets, "dataset", DatasetSpec),
+        (pm.hook.harness_metrics, "metric", MetricSpec),
     ):
         # Call each implementation on its own so that every spec keeps the plugin that sent it.
         for impl in hook.get_hookimpls():
@@ -290,7 +297,7 @@ def build_registry(pm: PluginManager) -> Registry:
                 continue
             offered.setdefault(name, []).extend((kind, spec) for spec in specs)
 
-    tables: dict[str, dict[str, Any]] = {"method": {}, "dataset": {}}
+    tables: dict[str, dict[str, Any]] = {"method": {}, "dataset": {}, "metric": {}}
     clashes: dict[tuple[str, str], str] = {}
     for name, specs in offered.items():
         if name in broken:  # its other hook failed
@@ -317,6 +324,7 @@ def build_registry(pm: PluginManager) -> Registry:
     return Registry(
         methods=tables["method"],
         datasets=tables["dataset"],
+        metrics=tables["metric"],
         plugins=plugins,
         broken=broken,
         clashes=clashes,

@@ -52,6 +52,10 @@ PARAM_DEFAULTS = "harness.param_defaults"
 NOISE_LABELS = "harness.noise_labels"
 """``"true"`` on runs of methods that declare noise labels (-1)."""
 
+METRIC_IDENTITIES = "harness.metric_identities"
+"""JSON: metric name → digest of the metric plugin's code that scored the run
+(:func:`harness.identity.metric_identity`); the core's own metrics are covered by ``CORE_IDENTITY``."""
+
 IDENTITY_TAGS = (METHOD_IDENTITY, DATASET_IDENTITY, CORE_IDENTITY)
 """What a table never pools across: runs that differ in any of these (or in ``DATA_DIGEST``)."""
 

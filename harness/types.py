@@ -20,6 +20,7 @@ __all__ = [
     "JobContext",
     "MethodResult",
     "MethodSpec",
+    "MetricSpec",
     "Param",
 ]
 
@@ -200,3 +201,40 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric plugin offers: one final score the core computes on every finished run.
+
+    ``kind`` says what the score compares the labels with. ``"external"``: the truth, called as
+    ``score(labels_true, labels)``; the method never sees it. ``"internal"``: no truth, a
+    label-free criterion, called as ``score(data, labels)`` where ``data`` is the method's
+    embedding (``on="embedding"``; runs without one get no value) or the images it received,
+    flattened to (N, D) float32 (``on="input"``). ``score`` returns one float; it is called in the
+    worker at run time and again by ``harness report`` on the stored arrays of runs that predate
+    the metric, so it must depend on its arguments only.
+    """
+
+    name: str
+    kind: Literal["external", "internal"]
+    score: Callable[[np.ndarray, np.ndarray], float]
+    help: str
+    higher_is_better: bool = True
+    on: Literal["embedding", "input"] = "embedding"
+    """What an internal metric scores the labels against (ignored for external ones)."""
+    label: str = ""
+    """A short column header for tables (``"AMI"``); the name where empty."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("external", "internal"):
+            raise ValueError(
+                f"metric {self.name!r}: kind must be 'external' or 'internal', got {self.kind!r}"
+            )
+        if self.on not in ("embedding", "input"):
+            raise ValueError(f"metric {self.name!r}: on must be 'embedding' or 'input', got {self.on!r}")
+
+    @property
+    def needs(self) -> str:
+        """The stored array besides the labels that the score reads: truth, embedding or input."""
+        return "labels_true" if self.kind == "external" else self.on

@@ -15,6 +15,8 @@ passes one that forwards the messages to the parent through Ray.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import multiprocessing
 import os
 import platform
@@ -36,6 +38,7 @@ from harness.contract import ContractError, check_labels, check_result
 from harness.data import default_cache_dir, resolve_data_dir
 from harness.identity import data_digest
 from harness.messages import CurvePoint, Failure, JobResult, Message, Progress, ReceivedData, Result
+from harness.plugins import Registry
 from harness.preprocess import prepare
 from harness.sweep import Job
 from harness.types import Dataset, MethodResult, MethodSpec
@@ -191,14 +194,29 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[Result |
     out: list[Result | Failure] = []
     for j, result in zip(jobs, results, strict=True):
         try:
+            scoring = _Scoring(registry, dataset, j)
             out.append(
                 Result(
-                    j.run_key, _job_result(j, method, result, dataset, runtime, len(jobs), raised, received)
+                    j.run_key,
+                    _job_result(j, method, result, dataset, runtime, len(jobs), raised, received, scoring),
                 )
             )
         except ContractError as exc:
             out.append(Failure(j.run_key, f"ContractError: {exc}", traceback.format_exc()))
     return out
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What a job's labels are scored with: every metric of the registry, and the input the method
+    received, flattened, rebuilt from the (read-only, cached) dataset only if a metric asks."""
+
+    registry: Registry
+    dataset: Dataset
+    job: Job
+
+    def input(self) -> np.ndarray:
+        return prepare(self.dataset, self.job.input_size, self.job.resize_filter, "flat")
 
 
 def _check_identity(job: Job, loaded: tuple[str, str, str]) -> None:
@@ -268,6 +286,7 @@ def _job_result(
     batched: int,
     raised: Sequence[str],
     received: ReceivedData,
+    scoring: _Scoring,
 ) -> JobResult:
     """Check one job's output against the contract, score its labels, gather what the parent records."""
     checked = check_labels(
@@ -282,7 +301,12 @@ def _job_result(
             f"harness: the embedding has {bad} non-finite value(s): not saved, no t-SNE for this run"
         )
         embedding = None
-    scores = metrics.score(dataset.labels, labels)
+    specs = [spec for spec, _ in scoring.registry.metrics.values()]
+    truth = dataset.labels.astype(np.int64)
+    scores, failed = metrics.score_run(
+        specs, metrics.RunArrays(labels, truth, embedding, functools.cache(scoring.input))
+    )
+    raised.extend(failed)
     tags = {"device": "cpu"} | {
         f"version.{k}": v for k, v in _versions(("numpy", "scikit-learn", "scipy")).items()
     }
@@ -301,10 +325,20 @@ def _job_result(
     return JobResult(
         metrics=scores | timing | counts,
         params={"n_samples": len(labels), "n_clusters": dataset.n_classes, "scaling": dataset.scaling},
-        tags=tags | {k: str(v) for k, v in result.tags.items()} | {record.DATA_DIGEST: received.digest},
+        tags=tags
+        | {k: str(v) for k, v in result.tags.items()}
+        | {record.DATA_DIGEST: received.digest}
+        | _metric_identities(scoring.registry, scores),
         labels=labels,
         host=platform.node(),
         embedding=embedding,
-        labels_true=None if embedding is None else dataset.labels.astype(np.int64),
+        labels_true=truth,  # kept with every run: metrics added later are computed from it
         data=received,
     )
+
+
+def _metric_identities(registry: Registry, scores: dict[str, float]) -> dict[str, str]:
+    """The tag naming the plugin code behind each plugin metric the run was scored with."""
+    identities = worker_cache.metric_identities(registry)
+    scored = {name: identities[name] for name in scores if name in identities}
+    return {record.METRIC_IDENTITIES: json.dumps(scored, sort_keys=True)} if scored else {}

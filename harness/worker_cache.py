@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from harness.contract import check_dataset
-from harness.identity import core_identity, dataset_identity, method_identity
+from harness.identity import core_identity, dataset_identity, method_identity, metric_identity
 from harness.plugins import Registry, load_registry
 from harness.types import Dataset
 
@@ -23,6 +23,7 @@ MAX_DATASETS = 2
 _registries: dict[tuple[tuple[str, ...], tuple[str, ...]], Registry] = {}
 _datasets: OrderedDict[tuple[str, str], Dataset] = OrderedDict()
 _identities: dict[tuple[int, str, str], tuple[str, str, str]] = {}
+_metric_identities: dict[int, dict[str, str]] = {}
 
 
 def registry(blocked: tuple[str, ...], extra_modules: tuple[str, ...]) -> Registry:
@@ -64,8 +65,19 @@ def identity(registry: Registry, method: str, dataset: str) -> tuple[str, str, s
     return _identities[key]
 
 
+def metric_identities(registry: Registry) -> dict[str, str]:
+    """Metric name → the digest of the plugin code this process scores it with (plugin metrics
+    only: the core's are covered by the core identity), computed once per registry."""
+    key = id(registry)
+    if key not in _metric_identities:
+        found = {name: metric_identity(spec, provider) for name, (spec, provider) in registry.metrics.items()}
+        _metric_identities[key] = {name: digest for name, digest in found.items() if digest is not None}
+    return _metric_identities[key]
+
+
 def clear() -> None:
     """Forget everything (tests)."""
     _registries.clear()
+    _metric_identities.clear()
     _datasets.clear()
     _identities.clear()

@@ -49,7 +49,9 @@ def _shapes(path: Path) -> str:
 def examples(tmp_path, monkeypatch):
     """The examples as modules in a fresh folder on sys.path, with the data the dataset reads."""
     blocks = plugin_examples()
-    assert {"my_method.py", "my_data.py", "pyproject.toml", "test_my_plugins.py"} <= set(blocks)
+    assert {"my_method.py", "my_data.py", "my_metric.py", "pyproject.toml", "test_my_plugins.py"} <= set(
+        blocks
+    )
     digest = _shapes(tmp_path / "data" / "shapes" / "shapes.npz")
     assert "<its sha256>" in blocks["my_data.py"]
     blocks["my_data.py"] = blocks["my_data.py"].replace("<its sha256>", digest)
@@ -72,7 +74,7 @@ def test_the_plugin_examples_run_through_harness_run(examples):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     code = main(
         [
-            "run", "--plugin", "my_method", "--plugin", "my_data", "--methods", "gmm",
+            "run", "--plugin", "my_method", "--plugin", "my_data", "--plugin", "my_metric", "--methods", "gmm",
             "--datasets", "shapes,digits", "--seeds", "0", "--data-dir", str(folder / "data"),
             "--tracking-uri", uri, "--experiment", "readme",
         ]
@@ -86,6 +88,7 @@ def test_the_plugin_examples_run_through_harness_run(examples):
         ("gmm", "shapes"),
     ]
     assert finished[finished.dataset == "shapes"].acc.item() > 0.9  # four bright quadrants: easy to find
+    assert (finished.calinski_harabasz > 0).all()  # the metric example scored every run
 
 
 def test_the_plugin_examples_keep_the_contract_and_their_own_tests_pass(examples, monkeypatch):

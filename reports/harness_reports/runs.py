@@ -33,11 +33,14 @@ COLUMNS = (
     "start_time",
     "config",
     "param_defaults",
+    "metric_identities",
     *IDENTITY_COLUMNS,
 )
 NATIVE = "none"
 """The resize filter recorded for a run at its dataset's native size (nothing was resized)."""
 METRICS = ("acc", "nmi_geometric", "nmi_arithmetic", "ari", "runtime_s")
+"""Columns every frame has (NaN where a run lacks them); any other final score a run logged (AMI,
+a plugin's metric, ...) is a column too, after these."""
 
 
 def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None) -> pd.DataFrame:
@@ -99,8 +102,10 @@ def run_row(
         "start_time": start_time,
         "config": configuration(job.get("resize_filter"), job.get("params", {}), job.get("unkeyed", ())),
         "param_defaults": tags.get(record.PARAM_DEFAULTS),
+        "metric_identities": tags.get(record.METRIC_IDENTITIES),
         **{column: tags.get(tag) or None for column, tag in IDENTITY_COLUMNS.items()},
         **{m: metrics.get(m, float("nan")) for m in METRICS},
+        **{m: v for m, v in metrics.items() if not m.startswith(record.CURVE_PREFIX) and m not in METRICS},
     }
 
 
@@ -120,7 +125,9 @@ def tidy(rows: Iterable[dict]) -> pd.DataFrame:
     ``base_method`` keeps the plain name, ``non_defaults`` says what departs from the method's
     defaults. Shared by the MLflow reader above and the offline journal (:mod:`harness.journal`).
     """
-    frame = pd.DataFrame(list(rows), columns=[*COLUMNS, *METRICS])
+    rows = list(rows)
+    scores = dict.fromkeys(m for row in rows for m in row if m not in COLUMNS and m not in METRICS)
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *METRICS, *scores])
     if frame.empty:
         return frame.assign(base_method=pd.Series(dtype=object), non_defaults=pd.Series(dtype=object))
     frame["config"] = frame["config"].fillna("{}")

@@ -9,6 +9,7 @@ from scipy.stats import wilcoxon
 
 from harness_reports.aggregate import summarize
 from harness_reports.identities import split_identities
+from harness_reports.tables import LOWER_IS_BETTER
 
 
 def paired_wilcoxon(runs: pd.DataFrame, method_a: str, method_b: str, metric: str = "acc") -> pd.DataFrame:
@@ -96,7 +97,7 @@ def average_ranks(runs: pd.DataFrame, metric: str = "acc") -> pd.Series:
     """Mean rank of each method over (dataset, input size) rows, ranked on mean ``metric`` (1 = best)."""
     summary = summarize(runs, [metric])
     means = summary.set_index(["dataset", "input_size", "method"])[f"{metric}_mean"].unstack("method")
-    ranks = means.rank(axis=1, ascending=metric == "runtime_s", method="average")
+    ranks = means.rank(axis=1, ascending=metric in LOWER_IS_BETTER, method="average")
     return ranks.mean(axis=0).sort_values().rename(f"average rank ({metric})")
 
 

@@ -10,21 +10,26 @@ the unrounded means.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from harness.metrics import BUILTIN
+from harness.types import MetricSpec
 from harness_reports.aggregate import row_seeds, summarize
 from harness_reports.identities import split_identities
 
-METRIC_NAMES = {
-    "acc": "ACC",
-    "nmi_geometric": "NMI (geom.)",
-    "nmi_arithmetic": "NMI (arith.)",
-    "ari": "ARI",
-    "runtime_s": "time (s)",
-}
-LOWER_IS_BETTER = {"runtime_s"}
+METRIC_NAMES = {spec.name: spec.label or spec.name for spec in BUILTIN} | {"runtime_s": "time (s)"}
+"""Column headers by metric name; a plugin's metrics join through :func:`register_metrics`."""
+LOWER_IS_BETTER = {spec.name for spec in BUILTIN if not spec.higher_is_better} | {"runtime_s"}
+
+
+def register_metrics(specs: Iterable[MetricSpec]) -> None:
+    """Let tables name and rank the metrics of the loaded plugins (header, which way is better)."""
+    for spec in specs:
+        METRIC_NAMES[spec.name] = spec.label or spec.name
+        if not spec.higher_is_better:
+            LOWER_IS_BETTER.add(spec.name)
 
 
 def _row_label(row: pd.Series, sizes_vary: bool) -> str:
