@@ -501,13 +501,15 @@ def _executor(
 
 
 def _slurm_executor(settings: WorkerSettings, args: argparse.Namespace, slurm: dict[str, Any]) -> Executor:
-    from harness.slurm_executor import SlurmExecutor, SlurmOptions
+    from harness.slurm_executor import SlurmExecutor, SlurmOptions, parse_time
 
     gpus = args.gpus_per_job
     if gpus is not None and gpus != int(gpus):
         raise UsageError(
             f"--gpus-per-job {gpus:g}: SLURM gives whole GPUs to a job; use 1, 2, ... with --executor slurm"
         )
+    if slurm["slurm_time"] is not None:
+        parse_time(str(slurm["slurm_time"]))  # a typo costs one line, even without SLURM here
     options = SlurmOptions(
         folder=str(slurm["slurm_folder"]),
         partition=None if slurm["slurm_partition"] is None else str(slurm["slurm_partition"]),

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import worker
+from harness.environ import import_paths
 from harness.errors import UsageError, did_you_mean
 from harness.executor import Task
 from harness.messages import Failure, Message, Outcome, Progress, Result, Status, Update
@@ -288,7 +289,7 @@ class SlurmExecutor:
     def _parameters(self) -> dict[str, Any]:
         """submitit's sbatch parameters for every job of the sweep."""
         o = self.options
-        env = {**self.settings.env}
+        env = {**import_paths(), **self.settings.env}  # --plugin modules beside the user's code too
         setup = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
         if "OMP_NUM_THREADS" not in os.environ:  # as many threads as the job has CPUs, not the node
             setup.append("export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}")
