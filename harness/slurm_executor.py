@@ -61,6 +61,9 @@ _REASONS = {
     "DEADLINE": "missed its deadline",
 }
 _LOG_LINES = 40
+LOST_AFTER_S = 600.0
+"""A job SLURM's accounting has no word of for this long (a job id from another cluster, a purged
+record) is given up as FAILED, so that a stale ledger never makes a sweep wait for ever."""
 
 
 def parse_time(value: str) -> int:
@@ -271,6 +274,10 @@ class SlurmExecutor:
                     last_states = time.monotonic()
                 for job_id, submitted in list(self._active.items()):
                     state = _state(submitted.slurm)
+                    if state != "UNKNOWN":
+                        submitted.seen = time.monotonic()
+                    elif time.monotonic() - submitted.seen > LOST_AFTER_S:
+                        state = "UNKNOWN (SLURM has no record of it)"
                     if _ended(submitted.slurm, state):
                         del self._active[job_id]
                         for outcome in self._settle(submitted, state, on_message):
@@ -330,8 +337,9 @@ class SlurmExecutor:
         new: list[Task] = []
         for task in batch:
             job_id = self._ledger.get(task[0].run_key)
-            if job_id is not None and all(self._ledger.get(j.run_key) == job_id for j in task):
-                slurm_job: Any = submitit.SlurmJob(folder=self.folder / "jobs" / "%j", job_id=job_id)
+            kept = job_id is not None and (self.folder / "jobs" / job_id).is_dir()  # its files are here
+            if kept and all(self._ledger.get(j.run_key) == job_id for j in task):
+                slurm_job: Any = submitit.SlurmJob(folder=self.folder / "jobs" / "%j", job_id=str(job_id))
                 placed.append((task, slurm_job, " (submitted by an earlier harness run)"))
             else:
                 new.append(task)
@@ -416,6 +424,8 @@ def _state(slurm_job: Any) -> str:
 def _ended(slurm_job: Any, state: str) -> bool:
     if slurm_job.paths.result_pickle.exists():
         return True
+    if state.startswith("UNKNOWN ("):  # given up as lost
+        return True
     incomplete = ("PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "CONFIGURING", "SUSPENDED")
     return state.split()[0] not in incomplete and not state.startswith("RESIZING")
 
@@ -423,6 +433,18 @@ def _ended(slurm_job: Any, state: str) -> bool:
 def _outcome(job: Job, slurm_job: Any, final: list[Result | Failure]) -> Outcome:
     for message in final:
         if message.run_key == job.run_key:
+            if isinstance(message, Failure) and message.error.startswith("UncompletedJobError: "):
+                # submitit's answer to the signal before the time limit, raised inside the method
+                why = message.error.partition(": ")[2]
+                timed_out = "timed-out" in why
+                reason = "ran out of time (TIMEOUT)" if timed_out else f"was stopped by SLURM: {why}"
+                return Outcome(
+                    job,
+                    "FAILED",
+                    error=f"SlurmJobFailed: SLURM job {slurm_job.job_id} {reason}",
+                    traceback=f"Its logs: {slurm_job.paths.stdout} and {slurm_job.paths.stderr}\n"
+                    + message.traceback,
+                )
             outcome = Outcome.of(job, message)
             if outcome.result is not None:  # which SLURM job produced the run, for the record
                 tags = {**outcome.result.tags, "slurm.job_id": str(slurm_job.job_id)}

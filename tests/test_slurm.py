@@ -210,18 +210,23 @@ def test_killed_harness_run_resumes_and_finds_its_jobs_in_slurm(tmp_path, slurm_
     finally:
         proc.kill()  # kill -9: no chance to cancel anything
         proc.wait()
-    assert set(_sacct(*submitted.values())) == set(submitted.values())  # still in SLURM
+    # still in SLURM, each array task on its own (-r)
+    queued = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True).stdout
+    assert set(submitted.values()) <= set(queued.split())
 
     # the rerun waits for those jobs instead of submitting new ones
     log = tmp_path / "second.log"
     again = _harness(argv, log, HARNESS_TEST_SLOW_SECONDS="8")
     assert again.wait(timeout=300) == ExitCode.OK, log.read_text()
-    runs = _jobs(uri)
-    finished = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("t")
+    runs = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'")
+    # the killed sweep's runs are KILLED (its process died); the rerun's FINISHED
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
+    finished = {r.data.tags["harness.run_key"]: r for r in runs if r.info.status == "FINISHED"}
     assert {r.data.tags["slurm.job_id"] for r in finished.values()} == set(submitted.values())
     assert set(finished) == set(submitted)
     assert set(_sacct(*submitted.values())) == set(submitted.values())  # no job submitted twice
-    assert "submitted by an earlier harness run" in log.read_text()
     assert _ledger(folder) == {}
 
 
@@ -331,3 +336,17 @@ def test_sbatch_lines_of_the_config_reach_the_job_script(tmp_path, slurm_cluster
     text = script.read_text()
     assert "#SBATCH --comment=harness-test" in text and "#SBATCH --nice=10" in text
     assert "#SBATCH --requeue" in text  # a preempted job goes back to the queue
+
+
+@pytest.mark.slow  # a minute at least: SLURM's time limits are whole minutes
+def test_a_job_that_runs_out_of_time_becomes_a_failed_run(
+    tmp_path, slurm_cluster, helpers_importable, monkeypatch
+):
+    monkeypatch.setenv("HARNESS_TEST_SLOW_SECONDS", "600")
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    argv = [*SWEEP, "--methods", "slow", "--seeds", "0", "--tracking-uri", uri, "--executor", "slurm"]
+    argv += ["--slurm-time", "1", "--slurm-folder", str(tmp_path / "shared")]
+    assert main(argv) == ExitCode.JOBS_FAILED
+    [run] = _jobs(uri).values()
+    assert run.info.status == "FAILED"
+    assert "ran out of time" in run.data.tags["harness.error"], run.data.tags["harness.error"]
