@@ -221,8 +221,9 @@ def test_killed_harness_run_resumes_and_finds_its_jobs_in_slurm(tmp_path, slurm_
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("t")
     runs = client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'job'")
-    # the killed sweep's runs are KILLED (its process died); the rerun's FINISHED
-    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
+    # the rerun's runs FINISHED; the killed sweep's, if it had opened any before it died, KILLED
+    statuses = [r.info.status for r in runs]
+    assert statuses.count("FINISHED") == 2 and set(statuses) <= {"FINISHED", "KILLED"}
     finished = {r.data.tags["harness.run_key"]: r for r in runs if r.info.status == "FINISHED"}
     assert {r.data.tags["slurm.job_id"] for r in finished.values()} == set(submitted.values())
     assert set(finished) == set(submitted)
