@@ -36,6 +36,8 @@ examples:
   harness run --methods kmeans --datasets mnist,usps --seeds 0-9
   harness run --config configs/kmeans-coil20-sizes.yaml --param kmeans.n_init=10
   harness run --executor ray --ray-address auto   jobs as Ray tasks on a running Ray cluster
+  harness run --executor slurm --slurm-partition gpu --slurm-time 4:00:00 --gpus-per-job 1
+                                                SLURM batch jobs (from a login node)
   harness list                                  methods, datasets, parameters, providers
   harness data --download mnist                 fetch and verify a dataset (needs a network)
   harness report --format latex --out table.tex    a paper table from the tracked runs
@@ -142,24 +144,27 @@ def _add_placement_options(run: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         metavar="N",
-        help="jobs at a time (default: 1 locally; with Ray, as many as the cluster has CPUs for)",
+        help="jobs at a time (default: 1 locally; with Ray, as many as the cluster has CPUs for; "
+        "with SLURM, the most of the sweep's jobs in the queue at once, default no limit)",
     )
     run.add_argument(
         "--executor",
         choices=config_mod.EXECUTORS,
-        help="where jobs run: local worker processes (default) or Ray tasks",
+        help="where jobs run: local worker processes (default), Ray tasks or SLURM batch jobs",
     )
     run.add_argument(
         "--ray-address",
         metavar="ADDR",
         help="Ray cluster to use: auto or HOST:PORT (default: start a local Ray instance)",
     )
+    _add_slurm_options(run)
     run.add_argument(
         "--gpus-per-job",
         type=float,
         metavar="G",
         help="GPUs each job needs: 0.5 lets two jobs share a GPU, 1 gives each its own (default: "
-        "local workers take the visible GPUs in turn, without limit; Ray tasks ask for none)",
+        "local workers take the visible GPUs in turn, without limit; Ray tasks and SLURM jobs ask "
+        "for none; SLURM gives whole GPUs)",
     )
     run.add_argument(
         "--batch-seeds",
@@ -170,6 +175,24 @@ def _add_placement_options(run: argparse.ArgumentParser) -> None:
         help="train the seeds of one method/dataset/size together as one stacked model, S at most "
         "(the flag alone, or 0: all of them), where the method supports it; each seed is still "
         "its own run",
+    )
+
+
+def _add_slurm_options(run: argparse.ArgumentParser) -> None:
+    """What SLURM jobs ask for (``--executor slurm``); the config file's ``slurm_*`` keys as flags."""
+    run.add_argument("--slurm-partition", metavar="NAME", help="SLURM partition (default: the cluster's)")
+    run.add_argument(
+        "--slurm-time",
+        metavar="TIME",
+        help="time limit of each job, such as 30 (minutes), 4:00:00 or 1-12 (default: the partition's)",
+    )
+    run.add_argument("--slurm-account", metavar="NAME", help="SLURM account to charge (default: yours)")
+    run.add_argument(
+        "--slurm-folder",
+        metavar="DIR",
+        help="folder on the filesystem the compute nodes share, for the jobs' scripts, logs and "
+        f"results (default: ./{config_mod.DEFAULT_SLURM_FOLDER}); more #SBATCH lines: the config "
+        "file's slurm_sbatch list",
     )
 
 
@@ -389,9 +412,14 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         "device": args.device,
         "executor": args.executor,
         "ray_address": args.ray_address,
+        "slurm_partition": args.slurm_partition,
+        "slurm_time": args.slurm_time,
+        "slurm_account": args.slurm_account,
+        "slurm_folder": args.slurm_folder,
         "params": config_mod.parse_param_flags(args.param) or None,
     }
     sweep = config_mod.build_sweep(registry, file_config, overrides)
+    slurm = config_mod.slurm_settings(file_config, overrides)
     _warn_broken(registry)
     if args.batch_seeds is not None and args.batch_seeds < 0:
         raise UsageError(
@@ -414,7 +442,7 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # a bad Ray address or a missing dataset file is one line before any store exists
-    with _executor(sweep, registry, settings, args, gpu_slots) as executor:
+    with _executor(sweep, registry, settings, args, gpu_slots, slurm) as executor:
         fetch_datasets(registry, sweep, download=args.download)
         recorder, where, next_step = _recorder(sweep, args.offline)
         reporter = ConsoleReporter(next_step=next_step, dry_run=args.dry_run, debug=args.debug)
@@ -480,12 +508,17 @@ def _executor(
     settings: WorkerSettings,
     args: argparse.Namespace,
     gpu_slots: GpuSlots | None,
+    slurm: dict[str, Any],
 ) -> Iterator[Executor]:
-    """The sweep's executor; Ray is joined (or started) here, so a bad address fails before any run."""
+    """The sweep's executor; Ray is joined (or started) and SLURM asked here, so a bad address or
+    partition fails before any run."""
     from harness.executor import LocalExecutor
 
     if sweep.executor == "local":
         yield LocalExecutor(settings, max_workers=args.jobs or 1, gpu_slots=gpu_slots)
+        return
+    if sweep.executor == "slurm":
+        yield _slurm_executor(settings, args, slurm)
         return
     from harness.ray_executor import RayExecutor
 
@@ -501,6 +534,30 @@ def _executor(
         yield executor
     finally:
         executor.shutdown()
+
+
+def _slurm_executor(settings: WorkerSettings, args: argparse.Namespace, slurm: dict[str, Any]) -> Executor:
+    from harness.slurm_executor import SlurmExecutor, SlurmOptions, parse_time
+
+    gpus = args.gpus_per_job
+    if gpus is not None and gpus != int(gpus):
+        raise UsageError(
+            f"--gpus-per-job {gpus:g}: SLURM gives whole GPUs to a job; use 1, 2, ... with --executor slurm"
+        )
+    if slurm["slurm_time"] is not None:
+        parse_time(str(slurm["slurm_time"]))  # a typo costs one line, even without SLURM here
+    options = SlurmOptions(
+        folder=str(slurm["slurm_folder"]),
+        partition=None if slurm["slurm_partition"] is None else str(slurm["slurm_partition"]),
+        time=None if slurm["slurm_time"] is None else str(slurm["slurm_time"]),
+        account=None if slurm["slurm_account"] is None else str(slurm["slurm_account"]),
+        sbatch=tuple(slurm["slurm_sbatch"]),
+        gpus_per_job=None if gpus is None else int(gpus),
+        max_queued=args.jobs,
+    )
+    executor = SlurmExecutor(settings, options)
+    executor.connect()
+    return executor
 
 
 # -------------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from harness.errors import UsageError, did_you_mean
 from harness.plugins import Registry
 from harness.sweep import NATIVE, Sweep
 
-EXECUTORS = ("local", "ray")
-"""Where jobs run: worker processes on this machine, or Ray tasks (a local instance or a cluster)."""
+EXECUTORS = ("local", "ray", "slurm")
+"""Where jobs run: worker processes on this machine, Ray tasks (a local instance or a cluster), or
+SLURM batch jobs."""
 
 RESIZE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 """Pillow's resampling filters, by name; the one used is recorded on every run."""
@@ -44,11 +45,21 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "executor": "local",
     "ray_address": None,
+    "slurm_partition": None,
+    "slurm_time": None,
+    "slurm_account": None,
+    "slurm_folder": None,
+    "slurm_sbatch": [],
 }
 """The quick default sweep; ``configs/quick.yaml`` spells out the same values. ``tracking_uri``
 comes after ``$MLFLOW_TRACKING_URI``, as in every command (:func:`resolve_tracking_uri`)."""
 
 KEYS = tuple(DEFAULTS)
+SLURM_KEYS = tuple(k for k in KEYS if k.startswith("slurm_"))
+"""What the SLURM jobs ask for (``--executor slurm``): partition, time limit, account, the shared
+folder for their results, and extra ``#SBATCH`` lines (``slurm_sbatch``, a list)."""
+DEFAULT_SLURM_FOLDER = "slurm"
+"""Where SLURM jobs leave their logs and results when neither a flag nor the config says: ./slurm."""
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -197,7 +208,7 @@ def build_sweep(
     _check_settings(merged)
     resolved = _resolved_params(registry, methods, merged["params"])
     _check_min_sizes(registry, methods, datasets, sizes)
-    if merged["executor"] == "local":  # a Ray cluster's nodes may have more memory than this machine
+    if merged["executor"] == "local":  # a Ray or SLURM cluster's nodes may have more memory than this machine
         _check_memory(registry, datasets, sizes)
     ray_address = merged["ray_address"]
     return Sweep(
@@ -214,6 +225,18 @@ def build_sweep(
         executor=merged["executor"],
         ray_address=ray_address.strip() if ray_address else None,
     )
+
+
+def slurm_settings(
+    config: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``slurm_*`` settings of the file and flags (flags win), checked as :func:`build_sweep` does."""
+    merged = _merged(config or {}, {k: v for k, v in (overrides or {}).items() if v is not None})
+    _check_settings(merged)
+    out = {key: merged[key] for key in SLURM_KEYS}
+    out["slurm_folder"] = out["slurm_folder"] or DEFAULT_SLURM_FOLDER
+    out["slurm_sbatch"] = list(out["slurm_sbatch"] or [])
+    return out
 
 
 def _merged(*sources: Mapping[str, Any]) -> dict[str, Any]:
@@ -255,6 +278,21 @@ def _check_settings(merged: Mapping[str, Any]) -> None:
         if executor != "ray":
             raise UsageError(
                 f"ray_address: only used with executor 'ray' (--executor ray), got {ray_address!r} "
+                f"with executor {executor!r}"
+            )
+    for key in SLURM_KEYS:
+        value = merged[key]
+        if key == "slurm_sbatch":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise _bad(key, value, "a list of #SBATCH lines such as ['--mem=8G', '--qos=short']")
+            given = bool(value)
+        else:
+            if value is not None and (not isinstance(value, str | int) or not str(value).strip()):
+                raise _bad(key, value, "a non-empty string")
+            given = value is not None
+        if given and executor != "slurm":
+            raise UsageError(
+                f"{key}: only used with executor 'slurm' (--executor slurm), got {value!r} "
                 f"with executor {executor!r}"
             )
 

@@ -20,15 +20,13 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from harness import worker
-from harness.environ import temporary_environ
+from harness.environ import import_paths, temporary_environ
 from harness.errors import UsageError
 from harness.executor import Task
 from harness.messages import Failure, Message, Outcome, Result, Update
@@ -192,7 +190,7 @@ class RayExecutor:
             ) from None
         # A local instance's workers inherit this environment, so they need no runtime_env (which
         # would make Ray start a second set of workers); a cluster's workers get it as one.
-        env = {**_QUIET_ENV, **self.settings.env, **(_local_paths() if self.address is None else {})}
+        env = {**_QUIET_ENV, **self.settings.env, **(import_paths() if self.address is None else {})}
         try:
             with temporary_environ(env):
                 if self.address is None:
@@ -312,23 +310,3 @@ class RayExecutor:
             with contextlib.suppress(Exception):  # already ended, or its worker gone
                 ray.cancel(ref, force=True)
         self._running.clear()
-
-
-def _local_paths() -> dict[str, str]:
-    """PYTHONPATH for the workers of a local instance: this process's own import folders.
-
-    Spawned local workers inherit the parent's ``sys.path`` (so ``--plugin`` modules beside the
-    user's code import there); Ray workers start from the installed packages only. Folders of the
-    Python installation itself are left out. On a cluster, plugins are installed on every node.
-    """
-    prefixes = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    roots: list[str] = []
-    for entry in sys.path:
-        path = Path(entry or ".").resolve()
-        if not path.is_dir() or any(str(path).startswith(p + os.sep) for p in prefixes):
-            continue
-        if str(path) not in roots:
-            roots.append(str(path))
-    existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    roots += [p for p in existing if p not in roots]
-    return {"PYTHONPATH": os.pathsep.join(roots)} if roots else {}
