@@ -352,21 +352,21 @@ class Tracker:
             self.client.set_terminated(run_id, status="KILLED")
 
 
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+"""The id of the run-name column in the MLflow UI's runs table (its ag-grid ``col-id``)."""
+
+
 def runs_view() -> dict[str, Any]:
     """The MLflow UI's state of an experiment's runs table, as its "share view" stores it: the job
     runs only, grouped (so the children of a sweep's run are not folded under it) by configuration,
     dataset and input size, each group showing the seeds' average; columns for the dataset input,
     the seed and the two table metrics."""
+    columns = ["attributes.`Dataset`", "params.`seed`", "metrics.`acc`", "metrics.`nmi_geometric`"]
     return {
         "searchFilter": f"tags.`{record.KIND}` = 'job'",
         "orderByKey": "attributes.start_time",
         "orderByAsc": False,
-        "selectedColumns": [
-            "attributes.`Dataset`",
-            "params.`seed`",
-            "metrics.`acc`",
-            "metrics.`nmi_geometric`",
-        ],
+        "selectedColumns": columns,
         "groupBy": {
             "aggregateFunction": "average",
             "groupByKeys": [
@@ -375,7 +375,10 @@ def runs_view() -> dict[str, Any]:
                 {"mode": "param", "groupByData": "input_size"},
             ],
         },
-        "columnWidths": {"tags.`mlflow.runName`": 420},
+        # the UI applies widths to the columns of columnOrder only: the run name and the group
+        # names ("harness.configuration: kmeans (n_init=2), dataset: digits, ...") need room
+        "columnOrder": ["0", RUN_NAME_COLUMN, "runDateAndNestInfo", *columns, "duration"],
+        "columnWidths": {RUN_NAME_COLUMN: 520, "attributes.`Dataset`": 260},
         "runListHidden": False,
     }
 
