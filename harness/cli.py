@@ -756,7 +756,7 @@ def cmd_import(args: argparse.Namespace) -> ExitCode:
 
 
 def cmd_ui(args: argparse.Namespace) -> ExitCode:
-    from harness.tracking import sqlite_path
+    from harness.tracking import sqlite_path, ui_url
 
     uri = _tracking_uri(args)
     db = sqlite_path(uri)
@@ -778,13 +778,32 @@ def cmd_ui(args: argparse.Namespace) -> ExitCode:
         str(args.port),
     ]
     _check_port_free(args.host, args.port)
+    base = f"http://{args.host}:{args.port}"
     print(
-        f"starting the MLflow UI on http://{args.host}:{args.port} (it answers after a few seconds; "
-        "Ctrl-C to stop); an experiment's runs table is at #/experiments/<id>/runs",
+        f"starting the MLflow UI on {base} (it answers after a few seconds; Ctrl-C to stop)",
         file=sys.stderr,
     )
+    for name, experiment_id in _harness_experiments(uri):
+        print(
+            f"  experiment {name!r}, its runs by configuration: {ui_url(base, experiment_id)}",
+            file=sys.stderr,
+        )
     os.execv(sys.executable, command)
     return ExitCode.OK  # not reached
+
+
+def _harness_experiments(uri: str) -> list[tuple[str, str]]:
+    """(name, id) of the store's experiments that harness laid out for the UI (none where the
+    store cannot be read: the UI itself will say why)."""
+    from mlflow import MlflowClient
+
+    from harness import record
+
+    try:
+        found = MlflowClient(tracking_uri=uri).search_experiments()
+    except Exception:
+        return []
+    return [(e.name, e.experiment_id) for e in found if record.VIEW_TAG in e.tags]
 
 
 def _check_port_free(host: str, port: int) -> None:

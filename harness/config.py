@@ -175,14 +175,17 @@ def _bad(key: str, value: Any, rule: str) -> UsageError:
     return UsageError(f"{key}: expected {rule}, got {value!r}")
 
 
-def parse_param_flags(flags: list[str]) -> dict[str, dict[str, str]]:
-    """``["dec.maxiter=2000", ...]`` → ``{"dec": {"maxiter": "2000"}}`` (values still strings)."""
-    out: dict[str, dict[str, str]] = {}
+def parse_param_flags(flags: list[str]) -> dict[str, dict[str, str | list[str]]]:
+    """``["dec.maxiter=2000", "kmeans.n_init=2,3"]`` → ``{"dec": {"maxiter": "2000"},
+    "kmeans": {"n_init": ["2", "3"]}}`` (values still strings; several values, split at commas
+    outside double quotes, are a list: one configuration each)."""
+    out: dict[str, dict[str, str | list[str]]] = {}
     for flag in flags:
         m = re.fullmatch(r"([\w-]+)\.(\w+)=(.*)", flag)
         if not m:
             raise UsageError(f"--param: expected METHOD.NAME=VALUE (say kmeans.n_init=10), got {flag!r}")
-        out.setdefault(m.group(1), {})[m.group(2)] = m.group(3)
+        values = params_mod.split_values(m.group(3))
+        out.setdefault(m.group(1), {})[m.group(2)] = values[0] if len(values) == 1 else values
     return out
 
 
@@ -299,15 +302,16 @@ def _check_settings(merged: Mapping[str, Any]) -> None:
 
 def _resolved_params(
     registry: Registry, methods: Sequence[str], given: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Every parameter of each method of the sweep, defaults filled in, the given ones validated."""
+) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """Every parameter of each method of the sweep with its values (defaults filled in, the given
+    ones validated; a list is several values, one configuration each)."""
     for name, values in given.items():
         if name not in registry.methods:
             registry.check("method", [name])  # raises with a did-you-mean
         # every --param names a parameter its method has, whether or not the method runs now:
         # a typo in a parameter of a method left out of this sweep is still a typo
-        params_mod.resolve(registry.method(name), values)
-    return {m: params_mod.resolve(registry.method(m), given.get(m, {})) for m in methods}
+        params_mod.resolve_grid(registry.method(name), values)
+    return {m: params_mod.resolve_grid(registry.method(m), given.get(m, {})) for m in methods}
 
 
 def _check_min_sizes(

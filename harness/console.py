@@ -77,10 +77,19 @@ class ConsoleReporter:
 
     def _started(self, event: SweepStarted) -> None:
         sweep, jobs, todo = event.sweep, event.jobs, event.todo
+        methods = f"{len(sweep.methods)} method(s)"
+        if sweep.n_configurations > len(sweep.methods):  # a parameter takes several values
+            methods = f"{sweep.n_configurations} configuration(s) of {methods}"
         self.console.print(
-            f"[bold]harness[/] {len(sweep.methods)} method(s) × {len(sweep.datasets)} dataset(s) × "
+            f"[bold]harness[/] {methods} × {len(sweep.datasets)} dataset(s) × "
             f"{len(sweep.sizes)} size(s) × {len(sweep.seeds)} seed(s) = {len(jobs)} jobs → {event.where}"
         )
+        for method in sweep.methods:
+            if sweep.swept(method):
+                names = ", ".join(
+                    f"{k}={'/'.join(map(str, sweep.params[method][k]))}" for k in sweep.swept(method)
+                )
+                self.console.print(f"[dim]  {method}: {names}[/]")
         if event.orphans:
             self.console.print(
                 f"[yellow]{event.orphans} job run(s) left RUNNING by a harness process that died: marked KILLED[/]"

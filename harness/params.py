@@ -2,12 +2,16 @@
 
 Values come typed from YAML or as strings from ``--param method.name=value``. Nothing is ever
 evaluated as code: strings are parsed as numbers or booleans, never passed to ``eval``.
+
+A parameter may take several values (a YAML list, or ``--param dec.update_interval=30,140``):
+the sweep then runs each value as a configuration of its own (:func:`resolve_grid`).
 """
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.errors import UsageError, did_you_mean
@@ -120,3 +124,47 @@ def resolve(spec: MethodSpec, given: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in given.items():
         resolved[key] = coerce(spec.name, spec.param(key), value)
     return resolved
+
+
+def split_values(text: str) -> list[str]:
+    """The values of one ``--param`` flag: split at commas outside double quotes, so that a
+    string holding a comma is written quoted (``note="a,b"``); one value stays one."""
+    if '"' not in text:
+        return text.split(",")
+    try:
+        return next(csv.reader([text], skipinitialspace=True, strict=True))
+    except csv.Error:
+        raise UsageError(f'--param: cannot split {text!r} into values (quote a value as "a,b")') from None
+
+
+def resolve_grid(spec: MethodSpec, given: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Every parameter of ``spec`` with the values it takes in a sweep: its default alone, or
+    the given value(s), each validated, repeats dropped (``2,2.0`` of an integer is one value).
+
+    A list (or tuple) gives several values. A parameter outside the run key cannot take several:
+    its values would be jobs with one run key, the same job run twice.
+    """
+    names = [p.name for p in spec.params]
+    singles = {k: v for k, v in given.items() if not _is_list(v)}
+    resolved = resolve(spec, singles)  # unknown names and bad single values raise here
+    grid: dict[str, tuple[Any, ...]] = {k: (v,) for k, v in resolved.items()}
+    for key, values in given.items():
+        if not _is_list(values):
+            continue
+        if key not in names:
+            resolve(spec, {key: None})  # raises the unknown-parameter error
+        p = spec.param(key)
+        if not values:
+            raise UsageError(f"method {spec.name!r}: parameter {key!r} got an empty list; give it a value")
+        coerced = tuple(dict.fromkeys(coerce(spec.name, p, v) for v in values))
+        if len(coerced) > 1 and not p.in_run_key:
+            raise UsageError(
+                f"method {spec.name!r}: parameter {key!r} cannot change a result (it is outside the run "
+                f"key), so it takes one value, got {list(values)!r}"
+            )
+        grid[key] = coerced
+    return grid
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)

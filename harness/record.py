@@ -16,6 +16,9 @@ METHOD = "harness.method"
 DATASET = "harness.dataset"
 DRY_RUN = "harness.dry_run"
 """``"true"`` on the runs of ``--dry-run`` smoke tests: reports leave them out."""
+CONFIGURATION = "harness.configuration"
+"""The job's method with the values of the parameters its sweep varies (``kmeans (n_init=2)``):
+what the MLflow UI groups runs by."""
 UNKEYED = "harness.unkeyed"
 """Method parameters outside the run key, comma-separated (they never split configurations)."""
 ERROR = "harness.error"
@@ -58,6 +61,15 @@ METRIC_IDENTITIES = "harness.metric_identities"
 
 IDENTITY_TAGS = (METHOD_IDENTITY, DATASET_IDENTITY, CORE_IDENTITY)
 """What a table never pools across: runs that differ in any of these (or in ``DATA_DIGEST``)."""
+
+# -- how the MLflow UI opens an experiment -------------------------------------------------------
+EXPERIMENT_KIND = "mlflow.experimentKind"
+"""MLflow 3's experiment type; ``custom_model_development`` is a model-training experiment, not a
+GenAI one (MLflow 3.17 takes the type from the page's ``workflowType`` instead: see ``VIEW_KEY``)."""
+VIEW_KEY = "harness"
+"""The experiment's shared view of the runs table (tag ``mlflow.sharedViewState.harness``), opened
+by ``#/experiments/<id>/runs?workflowType=machine_learning&viewStateShareKey=harness``."""
+VIEW_TAG = "mlflow.sharedViewState." + VIEW_KEY
 
 # -- imports of offline journals -----------------------------------------------------------------
 IMPORTED_FROM = "harness.imported_from"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -23,8 +24,9 @@ class Sweep:
     datasets: tuple[str, ...]
     seeds: tuple[int, ...]
     sizes: tuple[int | str, ...] = (NATIVE,)
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Resolved parameters per method: every declared parameter, defaults filled in."""
+    params: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
+    """Per method, every declared parameter with the values it takes (its default alone where
+    none was given); a parameter with several values crosses the other axes (:meth:`configurations`)."""
     resize_filter: str = "bilinear"
     experiment: str = "harness"
     tracking_uri: str = "sqlite:///mlflow.db"
@@ -39,7 +41,22 @@ class Sweep:
         out = asdict(self)
         for key in ("methods", "datasets", "seeds", "sizes"):
             out[key] = list(out[key])
+        out["params"] = {m: {k: list(v) for k, v in values.items()} for m, values in self.params.items()}
         return out
+
+    def configurations(self, method: str) -> list[dict[str, Any]]:
+        """The parameter sets of ``method`` in this sweep: one per point of the grid of its
+        parameters' values, in the order given (one where every parameter has one value)."""
+        values = self.params.get(method, {})
+        return [dict(zip(values, point, strict=True)) for point in itertools.product(*values.values())]
+
+    def swept(self, method: str) -> tuple[str, ...]:
+        """The parameters of ``method`` that take several values: what tells its configurations apart."""
+        return tuple(k for k, v in self.params.get(method, {}).items() if len(v) > 1)
+
+    @property
+    def n_configurations(self) -> int:
+        return sum(len(self.configurations(m)) for m in self.methods)
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,9 @@ class Job:
     """Digest of the dataset plugin's distribution, version, loader source and file checksums."""
     core_identity: str = ""
     """The harness version and a digest of its scoring and preprocessing code."""
+    swept: tuple[str, ...] = ()
+    """The parameters that take several values in the job's sweep: named in its label (not part
+    of the run key, which holds every parameter's value)."""
 
     @property
     def run_key(self) -> str:
@@ -96,18 +116,30 @@ class Job:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
+    def configuration(self) -> str:
+        """The method, with the values of the swept parameters: ``kmeans (n_init=2)``."""
+        if not self.swept:
+            return self.method
+        return f"{self.method} ({', '.join(f'{k}={self.params[k]}' for k in self.swept)})"
+
+    @property
     def label(self) -> str:
-        return f"{self.method} · {self.dataset}@{self.input_size} · seed {self.seed}"
+        return f"{self.configuration} · {self.dataset}@{self.input_size} · seed {self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"unkeyed": list(self.unkeyed), "run_key": self.run_key}
+        return asdict(self) | {
+            "unkeyed": list(self.unkeyed),
+            "swept": list(self.swept),
+            "run_key": self.run_key,
+        }
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Job:
         """The job :meth:`to_dict` wrote (or an older record of it, without the newer fields)."""
         known = {f.name for f in fields(cls)}
         return cls(
-            **{k: v for k, v in values.items() if k in known} | {"unkeyed": tuple(values.get("unkeyed", ()))}
+            **{k: v for k, v in values.items() if k in known}
+            | {"unkeyed": tuple(values.get("unkeyed", ())), "swept": tuple(values.get("swept", ()))}
         )
 
 
@@ -116,13 +148,14 @@ def expand(
 ) -> list[Job]:
     """The jobs of a sweep, in an order that completes paired comparisons early.
 
-    Order: dataset, input size, seed, method, so that after any prefix of the sweep the methods
-    have been run on the same seeds. Every method gets the same seeds (a paired design).
+    Order: dataset, input size, seed, method, configuration, so that after any prefix of the sweep
+    the methods have been run on the same seeds. Every configuration gets the same seeds (a paired
+    design); a configuration is one point of the grid of its method's parameter values.
     ``dry_run`` marks them as smoke tests (see :attr:`Job.dry_run`). ``identity`` (computed
     here when not given) puts the digests of the code and data into every job's run key.
     """
     identity = identity or identify(registry, sweep.methods, sweep.datasets)
-    jobs = []
+    jobs: list[Job] = []
     for dataset_name in sweep.datasets:
         dataset = registry.dataset(dataset_name)
         unkeyed = {
@@ -133,7 +166,7 @@ def expand(
         for size in sizes:
             for seed in sweep.seeds:
                 for method in sweep.methods:
-                    jobs.append(
+                    jobs.extend(
                         Job(
                             method=method,
                             dataset=dataset_name,
@@ -141,14 +174,16 @@ def expand(
                             input_size=size,
                             native_size=native,
                             seed=seed,
-                            params=dict(sweep.params.get(method, {})),
+                            params=params,
                             resize_filter="none" if size == native else sweep.resize_filter,
                             unkeyed=unkeyed[method],
                             dry_run=dry_run,
                             method_identity=identity.methods[method].digest,
                             dataset_identity=identity.datasets[dataset_name].digest,
                             core_identity=identity.core,
+                            swept=sweep.swept(method),
                         )
+                        for params in sweep.configurations(method)
                     )
     return jobs
 

@@ -120,11 +120,24 @@ class Tracker:
                         f"(mlflow experiments restore) or choose another --experiment"
                     )
                 self.experiment_id = found.experiment_id
+            if create:
+                self._declare_view()
         except UsageError:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"cannot use tracking store {tracking_uri!r}: {first}") from None
+
+    def _declare_view(self) -> None:
+        """Tell the MLflow UI how to open the experiment: as model training (not GenAI), on the
+        job runs grouped by configuration, dataset and size, with ACC and NMI (geometric) shown
+        (see :func:`ui_url`). Written on every open, so that experiments of older harnesses get it."""
+        found = self.client.get_experiment(self.experiment_id)
+        view = json.dumps(runs_view(), sort_keys=True)
+        wanted = {record.EXPERIMENT_KIND: "custom_model_development", record.VIEW_TAG: view}
+        for key, value in wanted.items():
+            if found.tags.get(key) != value:
+                self.client.set_experiment_tag(self.experiment_id, key, value)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -218,13 +231,14 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             start_time=start_time,
-            run_name=f"{job_dict['method']}-{job_dict['dataset']}-{job_dict['input_size']}-s{job_dict['seed']}",
+            run_name=job.label,
             tags={
                 PARENT_TAG: parent_id,
                 SWEEP_TAG: parent_id,
                 RUN_KEY: job_dict["run_key"],
                 record.KIND: "job",
                 record.METHOD: job_dict["method"],
+                record.CONFIGURATION: job.configuration,
                 record.DATASET: job_dict["dataset"],
                 # method parameters outside the run key (reports do not tell configurations apart by them)
                 **({record.UNKEYED: ",".join(job_dict["unkeyed"])} if job_dict.get("unkeyed") else {}),
@@ -336,6 +350,45 @@ class Tracker:
             self.flush(run_id)
             self.client.set_tag(run_id, record.ERROR, "interrupted: the sweep was stopped (Ctrl-C or kill)")
             self.client.set_terminated(run_id, status="KILLED")
+
+
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+"""The id of the run-name column in the MLflow UI's runs table (its ag-grid ``col-id``)."""
+
+
+def runs_view() -> dict[str, Any]:
+    """The MLflow UI's state of an experiment's runs table, as its "share view" stores it: the job
+    runs only, grouped (so the children of a sweep's run are not folded under it) by configuration,
+    dataset and input size, each group showing the seeds' average; columns for the dataset input,
+    the seed and the two table metrics."""
+    columns = ["attributes.`Dataset`", "params.`seed`", "metrics.`acc`", "metrics.`nmi_geometric`"]
+    return {
+        "searchFilter": f"tags.`{record.KIND}` = 'job'",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "selectedColumns": columns,
+        "groupBy": {
+            "aggregateFunction": "average",
+            "groupByKeys": [
+                {"mode": "tag", "groupByData": record.CONFIGURATION},
+                {"mode": "param", "groupByData": "dataset"},
+                {"mode": "param", "groupByData": "input_size"},
+            ],
+        },
+        # the UI applies widths to the columns of columnOrder only: the run name and the group
+        # names ("harness.configuration: kmeans (n_init=2), dataset: digits, ...") need room
+        "columnOrder": ["0", RUN_NAME_COLUMN, "runDateAndNestInfo", *columns, "duration"],
+        "columnWidths": {RUN_NAME_COLUMN: 520, "attributes.`Dataset`": 260},
+        "runListHidden": False,
+    }
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """Where the MLflow UI shows an experiment's runs as :func:`runs_view` lays them out."""
+    return (
+        f"{base}/#/experiments/{experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={record.VIEW_KEY}"
+    )
 
 
 def _dataset_input(job_dict: Mapping[str, Any], result: JobResult) -> Any:

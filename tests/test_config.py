@@ -28,7 +28,7 @@ def test_default_sweep_is_every_method_on_digits_three_seeds(registry):
     assert sweep.methods == tuple(sorted(registry.methods))
     assert sweep.datasets == ("digits",)
     assert sweep.seeds == (0, 1, 2)
-    assert sweep.params["kmeans"]["n_init"] == 20
+    assert sweep.params["kmeans"]["n_init"] == (20,)
 
 
 def test_flags_override_the_file(registry, tmp_path):
@@ -39,7 +39,7 @@ def test_flags_override_the_file(registry, tmp_path):
     )
     assert sweep.datasets == ("usps",)
     assert sweep.seeds == (3,)
-    assert sweep.params["kmeans"]["n_init"] == 7 and sweep.params["kmeans"]["max_iter"] == 50
+    assert sweep.params["kmeans"]["n_init"] == (7,) and sweep.params["kmeans"]["max_iter"] == (50,)
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def test_yaml_values_and_sizes_below_the_minimum(registry):
     sweep = build_sweep(
         registry, {"methods": ["dlfc"], "datasets": ["digits"], "params": {"dlfc": {"attention": True}}}
     )
-    assert sweep.params["dlfc"]["attention"] is True
+    assert sweep.params["dlfc"]["attention"] == (True,)
     with pytest.raises(UsageError, match="method 'dlfc' needs input images of at least 4 px, got 2"):
         build_sweep(registry, {"methods": ["dlfc"], "datasets": ["digits"], "sizes": [2]})
 
