@@ -474,8 +474,8 @@ def _warn_unused_gpu(registry: Registry, sweep: Sweep) -> None:
         return
     for spec in checks:
         assert spec.gpu_check is not None
-        problem = spec.gpu_check(dict(sweep.params.get(spec.name, {})), sweep.device)
-        if problem:
+        problems = {spec.gpu_check(params, sweep.device) for params in sweep.configurations(spec.name)}
+        for problem in sorted(p for p in problems if p):  # once per distinct line, not per configuration
             print(f"harness: warning: {problem}", file=sys.stderr)
 
 
