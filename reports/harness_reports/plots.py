@@ -135,7 +135,7 @@ def seed_spread(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     for i, metric in enumerate(metrics):
         ax = axes[i][0]
         common = dict(data=done, x="cell", y=metric, hue="method", order=cells, hue_order=methods, ax=ax)
-        sns.boxplot(**common, palette=palette, fliersize=0)
+        sns.boxplot(**common, palette=palette, saturation=1, fliersize=0)  # bars match boxes
         sns.stripplot(**common, dodge=True, size=2.5, palette=dict.fromkeys(methods, "0.2"), legend=False)
         _mark_zero_height_boxes(ax, done, metric, cells, methods, palette)
         ax.set_xlabel("")
