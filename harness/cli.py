@@ -42,7 +42,7 @@ examples:
   harness data --download mnist                 fetch and verify a dataset (needs a network)
   harness report --format latex --out table.tex    a paper table from the tracked runs
   harness report --stats --out results/table.md    + Friedman, post-hoc tests, CD diagrams beside it
-  harness plot --out figures                    metric vs input size, seed spread, curves, t-SNE
+  harness plot --out figures                    metric vs size, seed spread, sensitivity, curves, t-SNE
   harness ui                                    browse the runs in the MLflow UI
   harness run --offline out/ && harness import out/    run without MLflow, log the runs later
 """
@@ -260,9 +260,12 @@ def _add_plot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="figures (PNG and PDF) from the tracked runs",
         description="Figures from the runs in MLflow, each as PNG and PDF in --out: ACC and NMI against "
         "input size per method (mean ± sample std band, one dot per seed; where a dataset ran at several "
-        "sizes), a box per method × dataset with every seed, training curves per method, dataset and size "
-        "(ACC, loss, pretraining loss; one line per seed) and a t-SNE of the learned embedding coloured "
-        "by class and by cluster. File names are slugs of the configuration names; titles keep the names.",
+        "sizes; one y range per metric), a box per method × dataset with every seed, a sensitivity "
+        "figure per method parameter that ran at several values (ACC and NMI against the values, one "
+        "panel per dataset), training curves per method, dataset and size (every curve the method "
+        "logged; one line per seed) and a t-SNE of the learned embedding coloured by class and by "
+        "cluster (clusters in their matched class's colour). File names are slugs of the configuration "
+        "names; titles keep the names.",
     )
     _add_store_options(plot)
     plot.add_argument("--out", metavar="DIR", default="figures", help="output folder (default: figures)")

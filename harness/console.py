@@ -170,12 +170,21 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def summary_table(summary: pd.DataFrame, dry_run: bool = False) -> Table:
-    """The sweep's scores per dataset, size and method, over the finished seeds."""
+    """The sweep's scores per dataset, size and method, over the finished seeds; the caption
+    explains a short cell (``3/5``) by the first one, and is left out where no cell is short."""
+    short = summary[summary["n_failed"] > 0]
+    note = None
+    if not short.empty:
+        done, failed = int(short["n_finished"].iloc[0]), int(short["n_failed"].iloc[0])
+        note = (
+            f"seeds: runs finished; {done}/{done + failed} means {done} of the {done + failed} that ran "
+            f"({failed} failed or {'was' if failed == 1 else 'were'} interrupted: not averaged)"
+        )
     table = Table(
         title="dry run (a smoke test): scores mean nothing"
         if dry_run
         else "mean ± sample std over the finished seeds",
-        caption="seeds: runs finished; 3/5 means 3 of the 5 that ran (2 failed or were interrupted: not averaged)",
+        caption=note,
     )
     for name in ("dataset", "size", "method", "ACC", "NMI (geometric)", "seeds"):
         table.add_column(name, justify="right" if name in ("size", "seeds") else "left")

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import record
 from harness_reports import plots
 from harness_reports.identities import split_identities
-
-CURVES = ("curve/acc", "curve/loss", "curve/pretrain_loss")
+from harness_reports.sensitivity import sweeps
 
 
 def slug(name: str) -> str:
@@ -27,10 +27,12 @@ def slug(name: str) -> str:
 
 
 def histories(client, runs: pd.DataFrame) -> pd.DataFrame:
-    """Step metrics (``CURVES``) of the given runs as a long frame."""
+    """Every curve (metric under ``curve/``) the given runs logged, as a long frame: a plugin's own
+    curves as well as the built-in ones."""
     rows = []
     for run in runs.itertuples():
-        for key in CURVES:
+        logged = client.get_run(run.run_id).data.metrics
+        for key in sorted(k for k in logged if k.startswith(record.CURVE_PREFIX)):
             for m in client.get_metric_history(run.run_id, key):
                 rows.append(
                     {"run_id": run.run_id, "seed": run.seed, "key": key, "step": m.step, "value": m.value}
@@ -60,6 +62,9 @@ def make_figures(client, runs: pd.DataFrame, out_dir: Path, *, with_tsne: bool =
     if fig is not None:
         written += plots.save(fig, out_dir / "metric-vs-size")
     written += plots.save(plots.seed_spread(done), out_dir / "seed-spread")
+    for sweep in sweeps(done):
+        fig = plots.sensitivity(sweep)
+        written += plots.save(fig, out_dir / f"sensitivity-{slug(sweep.method)}-{slug(sweep.param)}")
     for (method, dataset, size), cell in done.groupby(["method", "dataset", "input_size"]):
         stem = f"{slug(method)}-{slug(dataset)}-{size}"
         curves = histories(client, cell)

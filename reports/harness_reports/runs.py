@@ -172,7 +172,7 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
     keys = [tuple(k) for k in group[["_params", "_filter"]].drop_duplicates().itertuples(index=False)]
     named = {(p, f): {**json.loads(p), "resize_filter": f} for p, f in keys}
     departs = {
-        (p, f): _departures(json.loads(p), _declared_defaults(group[group["_params"] == p])) for p, f in keys
+        (p, f): _departures(json.loads(p), declared_defaults(group[group["_params"] == p])) for p, f in keys
     }
     fields = {k for d in departs.values() for k in d}
     if len(keys) > 1:
@@ -194,7 +194,7 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
     return group.drop(columns=["_params", "_filter"])
 
 
-def _declared_defaults(runs: pd.DataFrame) -> dict[str, str]:
+def declared_defaults(runs: pd.DataFrame) -> dict[str, str]:
     """The parameter defaults the newest of ``runs`` recorded ({} where none recorded them)."""
     for text in runs.sort_values("start_time")["param_defaults"].dropna()[::-1]:
         try:

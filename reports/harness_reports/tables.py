@@ -185,9 +185,20 @@ def _protocols(runs: pd.DataFrame) -> str:
     return f" Settings that depart from the methods' defaults: {listed}."
 
 
-def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True, left_out: int = 0) -> str:
+_SHORT = " (n=k/N) marks cells where only k of the row's N seeds finished, -- where none did."
+
+
+def _short(long: pd.DataFrame) -> bool:
+    """Whether any cell of a :func:`build_table` frame is over fewer seeds than its row's."""
+    return bool((long["n"] < long["n_total"]).any())
+
+
+def caption(
+    runs: pd.DataFrame, metrics: Sequence[str], second: bool = True, left_out: int = 0, short: bool = True
+) -> str:
     """The protocol in a few sentences; ``second``: whether any cell is underlined; ``left_out``:
-    how many runs of older identities the table does not show."""
+    how many runs of older identities the table does not show; ``short``: whether any cell is over
+    fewer seeds than its row's (only then does the caption explain the ``(n=k/N)`` mark)."""
     parts = [METRIC_NAMES.get(m, m) for m in metrics]
     nmi = ""
     if "nmi_geometric" in metrics:
@@ -201,9 +212,8 @@ def caption(runs: pd.DataFrame, metrics: Sequence[str], second: bool = True, lef
         older += " A name in brackets is an older identity of that configuration, by the digest that differs."
     return (
         f"{', '.join(parts)}: mean $\\pm$ sample standard deviation over {_seed_sets(runs)}"
-        f"{_clustered(runs)}.{nmi} Best in bold{', second underlined' if second else ''}; "
-        f"(n=k/N) marks cells where only k of the row's N seeds finished, -- where none did."
-        f"{_protocols(runs)}{older}"
+        f"{_clustered(runs)}.{nmi} Best in bold{', second underlined' if second else ''}."
+        f"{_SHORT if short else ''}{_protocols(runs)}{older}"
     )
 
 
@@ -265,6 +275,7 @@ def to_latex(
             metrics,
             second=bool((long["mark"] == 2).any()),
             left_out=left_out,
+            short=_short(long),
         ),
         label=label,
         position="t",
@@ -295,7 +306,9 @@ def to_markdown(
     return (
         marked.to_markdown()
         + "\n\n"
-        + caption(runs, metrics, second=bool((long["mark"] == 2).any()), left_out=left_out)
+        + caption(
+            runs, metrics, second=bool((long["mark"] == 2).any()), left_out=left_out, short=_short(long)
+        )
         .replace("$\\pm$", "±")
         .replace("--", "–")
         + "\n"

@@ -2,7 +2,7 @@
 
 ``flaky`` fails on the seeds listed in its ``fail_seeds`` parameter and otherwise runs k-means
 (one init) on the data, so a sweep has a real mix of finished and failed runs. ``crash`` kills its
-own worker process, as an out-of-memory kill would. ``curves`` logs a curve and progress, and warns.
+own worker process, as an out-of-memory kill would. ``curves`` logs curves (one of its own) and progress, and warns.
 ``stacked`` can train several seeds in one call (``--batch-seeds``) and tags each run with the
 call it was trained in and the GPUs it could see. ``breach`` breaks the output contract; ``noisy``
 declares noise labels and returns some.
@@ -52,6 +52,7 @@ def curves(x, *, n_clusters, seed, params, context):
     warnings.warn("curves: an old API", DeprecationWarning, stacklevel=1)  # for library developers: not shown
     for step in range(3):
         context.log_metric("loss", 1.0 / (step + 1), step)
+        context.log_metric("margin", 0.1 * step, step)  # a curve of its own, beside the built-in names
         context.progress(step + 1, 3, "fake epochs")
     context.evaluate(labels, step=3)
     from sklearn.decomposition import PCA
