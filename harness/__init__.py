@@ -6,12 +6,13 @@ Plugins import what they need from here::
 """
 
 from harness.hookspecs import hookimpl
-from harness.types import Dataset, DatasetSpec, JobContext, MethodResult, MethodSpec, Param
+from harness.types import Dataset, DatasetFormat, DatasetSpec, JobContext, MethodResult, MethodSpec, Param
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Dataset",
+    "DatasetFormat",
     "DatasetSpec",
     "JobContext",
     "MethodResult",

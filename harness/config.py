@@ -18,6 +18,7 @@ import yaml
 from harness import params as params_mod
 from harness.errors import UsageError, did_you_mean
 from harness.plugins import Registry
+from harness.preprocess import CHANNELS
 from harness.sweep import NATIVE, Sweep
 
 EXECUTORS = ("local", "ray")
@@ -38,7 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "seeds": "0-2",
     "sizes": [NATIVE],
     "resize_filter": "bilinear",
+    "channels": "native",
     "params": {},
+    "own_datasets": {},
     "tracking_uri": None,  # resolve_tracking_uri: $MLFLOW_TRACKING_URI, else DEFAULT_TRACKING_URI
     "data_dir": None,
     "device": "auto",
@@ -89,6 +92,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
             f"got a {type(data).__name__}"
         )
     return data
+
+
+def declare_own_datasets(
+    registry: Registry, config: Mapping[str, Any], config_path: str | Path | None
+) -> Registry:
+    """The registry plus the datasets the config file declares under ``own_datasets`` (name →
+    ``format`` and its keys; relative paths are relative to the config file's folder)."""
+    value = config.get("own_datasets") or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _bad("own_datasets", value, "a mapping of dataset name to its format and files")
+    if not value:
+        return registry
+    return registry.declare(value, own_datasets_dir(config_path))
+
+
+def own_datasets_dir(config_path: str | Path | None) -> Path:
+    """Where the relative paths of ``own_datasets`` start: the config file's folder."""
+    return Path(config_path).expanduser().resolve().parent if config_path else Path.cwd()
 
 
 def parse_seeds(value: Any) -> tuple[int, ...]:
@@ -185,6 +206,9 @@ def build_sweep(
         raise UsageError("methods: no method plugin is installed (see `harness list`)")
     registry.check("method", methods)
     datasets = _names("datasets", merged["datasets"])
+    undeclared = set(merged["own_datasets"] or {}) - set(registry.declared)
+    if undeclared:  # a caller's slip, not the user's: the CLI declares them first
+        raise UsageError(f"own_datasets: {sorted(undeclared)[0]!r} was not declared (declare_own_datasets)")
     registry.check("dataset", datasets)
     seeds = parse_seeds(merged["seeds"])
     sizes = parse_sizes(merged["sizes"])
@@ -201,6 +225,8 @@ def build_sweep(
         sizes=sizes,
         params=resolved,
         resize_filter=merged["resize_filter"],
+        channels=merged["channels"],
+        own_datasets=dict(merged["own_datasets"] or {}),
         experiment=merged["experiment"],
         tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
         data_dir=merged["data_dir"],
@@ -230,6 +256,8 @@ def _check_settings(merged: Mapping[str, Any]) -> None:
     """The sweep's scalar settings: filter, device, names, data folder, executor and Ray address."""
     if merged["resize_filter"] not in RESIZE_FILTERS:
         raise _bad("resize_filter", merged["resize_filter"], "one of " + ", ".join(RESIZE_FILTERS))
+    if merged["channels"] not in CHANNELS:
+        raise _bad("channels", merged["channels"], "one of " + ", ".join(CHANNELS))
     device = merged["device"]
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad("device", device, "auto, cpu, cuda or cuda:N")

@@ -8,10 +8,11 @@ datasets users declare in a sweep's config (feature arrays, image folders).
 
 from __future__ import annotations
 
-from harness import DatasetSpec, hookimpl
+from harness import DatasetFormat, DatasetSpec, hookimpl
 from harness_datasets.cifar10 import CIFAR10
 from harness_datasets.coil20 import COIL20
 from harness_datasets.digits import Digits
+from harness_datasets.files import FORMATS
 from harness_datasets.mnist import MNIST, FashionMNIST, MNISTTest
 from harness_datasets.stl10 import STL10
 from harness_datasets.usps import USPS
@@ -22,3 +23,8 @@ BUILT_IN = (Digits(), MNIST(), MNISTTest(), FashionMNIST(), USPS(), COIL20(), CI
 @hookimpl
 def harness_datasets() -> list[DatasetSpec]:
     return [dataset.spec() for dataset in BUILT_IN]
+
+
+@hookimpl
+def harness_dataset_formats() -> list[DatasetFormat]:
+    return list(FORMATS)
