@@ -190,3 +190,49 @@ def test_mnist_test_on_the_real_files(shared_data):
     assert ds.images.shape == (10_000, 28, 28, 1)
     assert np.bincount(ds.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     np.testing.assert_array_equal(ds.images, MNIST().load(shared_data).images[60_000:])
+
+
+def test_every_method_runs_on_colour_images_from_the_cifar_files(tmp_path):
+    """A dry run of each built-in method on the test-written CIFAR archive: 3 channels all the way
+    (flat methods get H*W*3 values, DLFC's conv AE 32x32x3 images); grey gives one channel."""
+    import importlib.util
+
+    from harness_test_colour import ARCHIVE
+
+    from harness.cli import main
+    from harness.journal import Journal
+
+    write(tmp_path / "data" / "tiny-cifar10" / "cifar-10-binary.tar.gz", ARCHIVE)
+    methods = [m for m in ("kmeans", "dec", "dlfc") if importlib.util.find_spec(f"harness_{m}")]
+    common = ["run", "--plugin", "harness_test_colour", "--datasets", "tiny-cifar10", "--seeds", "0",
+              "--data-dir", str(tmp_path / "data"), "--dry-run"]  # fmt: skip
+    assert main([*common, "--methods", ",".join(methods), "--offline", str(tmp_path / "j")]) == 0
+    records = {r["job"]["method"]: r for r in Journal(tmp_path / "j").records()}
+    assert {m: r["status"] for m, r in records.items()} == dict.fromkeys(methods, "FINISHED")
+    shapes = {m: r["data"]["shape"] for m, r in records.items()}
+    assert shapes["kmeans"] == [20, 32 * 32 * 3]
+    if "dec" in shapes:
+        assert shapes["dec"] == [20, 32 * 32 * 3]
+    if "dlfc" in shapes:
+        assert shapes["dlfc"] == [20, 32, 32, 3]
+        from harness_dlfc.autoencoders import build_autoencoder
+
+        def size(channels):  # the conv AE's first layer and last decoder layer grow with the channels
+            return sum(p.numel() for p in build_autoencoder("cae", (32, 32, channels), 10).parameters())
+
+        assert records["dlfc"]["tags"]["dlfc.n_parameters"] == str(size(3)) != str(size(1))
+    argv = [
+        *common,
+        "--methods",
+        "kmeans",
+        "--channels",
+        "grey",
+        "--sizes",
+        "16",
+        "--offline",
+        str(tmp_path / "g"),
+    ]
+    assert main(argv) == 0
+    (grey,) = Journal(tmp_path / "g").records()
+    assert grey["data"]["shape"] == [20, 16 * 16] and grey["job"]["channels"] == "grey"
+    assert grey["run_key"] != records["kmeans"]["run_key"]

@@ -104,13 +104,15 @@ def _classes(name: str, labels: np.ndarray, where: str) -> tuple[np.ndarray, int
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(
-                f"dataset {name!r}: labels in {where} must be integers, got {labels[row]!r} in row {row}"
+                f"dataset {name!r}: labels in {where} must be integers, got {labels[row].item()!r} in row {row}"
             )
     elif labels.dtype.kind not in "iu":
         raise DataError(f"dataset {name!r}: labels in {where} are {labels.dtype}, expected integers")
     if labels.size and labels.min() < 0:
         row = int(np.argmin(labels))
-        raise DataError(f"dataset {name!r}: labels in {where} must be >= 0, got {labels[row]!r} in row {row}")
+        raise DataError(
+            f"dataset {name!r}: labels in {where} must be >= 0, got {labels[row].item()!r} in row {row}"
+        )
     values, codes = np.unique(labels.astype(np.int64), return_inverse=True)
     return codes.astype(np.int64), len(values)
 
