@@ -300,8 +300,14 @@ def _check_min_sizes(
     for m in methods:
         spec = registry.method(m)
         for d in datasets:
-            native = registry.dataset(d).image_shape[0]
+            shape = registry.dataset(d).image_shape
+            native = shape[0]
             for size in sizes:
+                if shape[0] == 1 and size not in (NATIVE, 1):  # rows of D values, not pictures
+                    raise UsageError(
+                        f"sizes: dataset {d!r} holds feature vectors ({shape[1]} values each), which "
+                        f"cannot be resized to {size} px; run it at sizes: native"
+                    )
                 pixels = size if isinstance(size, int) else native  # else NATIVE
                 if pixels < spec.min_size:
                     raise UsageError(

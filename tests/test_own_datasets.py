@@ -191,6 +191,12 @@ def test_file_digests_are_the_datasets_identity(registry, tmp_path):
     np.save(tmp_path / "x.npy", np.ones((2, 2)))
     after = dataset_identity(*_declare(registry, tmp_path, m=declaration).datasets["m"])
     assert before.source == after.source and before.digest != after.digest
+    from harness.config import build_sweep
+
+    with pytest.raises(
+        UsageError, match="'m' holds feature vectors \\(2 values each\\), which cannot be resized to 28"
+    ):
+        build_sweep(first, {"datasets": ["m"], "methods": ["kmeans"], "sizes": "native,28"})
     scaled = _declare(registry, tmp_path, m={**declaration, "scale": 2}).dataset("m")
     assert scaled.variant == "all, scale=2"  # the variant enters the run key
 
@@ -236,3 +242,58 @@ def test_kmeans_on_a_feature_file_scores_as_on_the_built_in_loader(tmp_path, cap
         == 2
     )
     assert "1797 feature rows in" in capsys.readouterr().err
+
+
+def _readme_configs() -> list[dict]:
+    """The YAML blocks of the README's "Your own data" section."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("\n### Your own data\n")
+    section = text[start : text.index("\n### ", start + 5)]
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)]
+
+
+def _files_for(root, declaration):
+    """Small files of the kind a README declaration names, with values its scale asks for."""
+    rng = np.random.default_rng(0)
+    if declaration["format"] == "image-folder":
+        for cls in ("a", "b"):
+            (root / declaration["folder"] / cls).mkdir(parents=True, exist_ok=True)
+            for i, side in enumerate((20, 30)):
+                pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / declaration["folder"] / cls / f"{i}.png")
+        return
+    values = int(np.prod(declaration.get("shape", [12])))
+    top = {None: 1.0, 255: 255.0}.get(declaration.get("scale"), 40.0)
+    x = (rng.random((6, values)) * top - (5.0 if declaration.get("scale") == "minmax" else 0)).astype(
+        np.float32
+    )
+    y = np.arange(6) % 2
+    if declaration["features"].endswith(".npz"):
+        keys = declaration.get("features_key", "features"), declaration.get("labels_key", "labels")
+        np.savez(root / declaration["features"], **{keys[0]: x, keys[1]: y})
+    else:
+        np.save(root / declaration["features"], x)
+        np.save(root / declaration["labels"], y)
+
+
+def test_the_readmes_own_data_examples_declare_and_load(registry, tmp_path):
+    from harness.config import build_sweep, declare_own_datasets
+
+    configs = _readme_configs()
+    assert len(configs) == 2
+    for i, config in enumerate(configs):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        for declaration in config["own_datasets"].values():
+            _files_for(folder, declaration)
+        (folder / "sweep.yaml").write_text(yaml.safe_dump(config))
+        declared = declare_own_datasets(registry, config, folder / "sweep.yaml")
+        sweep = build_sweep(declared, config)
+        for name in config["own_datasets"]:
+            spec = declared.dataset(name)
+            spec.fetch(folder, False)
+            assert spec.load(folder).images.shape == (spec.n_samples, *spec.image_shape)
+        assert set(sweep.datasets) <= set(config["own_datasets"])
