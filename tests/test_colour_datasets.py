@@ -236,3 +236,22 @@ def test_every_method_runs_on_colour_images_from_the_cifar_files(tmp_path):
     (grey,) = Journal(tmp_path / "g").records()
     assert grey["data"]["shape"] == [20, 16 * 16] and grey["job"]["channels"] == "grey"
     assert grey["run_key"] != records["kmeans"]["run_key"]
+
+
+def test_reports_name_grey_runs_and_never_pool_them_with_colour_ones():
+    from harness_reports.runs import run_row, tidy
+
+    def row(seed, channels):
+        job = {"method": "kmeans", "dataset": "cifar10", "dataset_variant": "train+test", "input_size": 32,
+               "seed": seed, "resize_filter": "none", "params": {"n_init": "20"}, "channels": channels}  # fmt: skip
+        return run_row(f"r{seed}{channels}", "FINISHED", f"k{seed}{channels}", seed, job, {}, {"acc": 0.2})
+
+    both = tidy([row(0, "native"), row(1, "native"), row(0, "grey")])
+    assert sorted(set(both["method"])) == ["kmeans (channels=grey)", "kmeans (channels=native)"]
+    assert both.groupby("method").size().to_dict() == {
+        "kmeans (channels=grey)": 1,
+        "kmeans (channels=native)": 2,
+    }
+    only_grey = tidy([row(0, "grey"), row(1, "grey")])
+    assert set(only_grey["method"]) == {"kmeans (channels=grey)"}
+    assert set(tidy([row(0, "native"), row(1, None)])["method"]) == {"kmeans"}  # older runs record none
