@@ -6,12 +6,22 @@ Plugins import what they need from here::
 """
 
 from harness.hookspecs import hookimpl
-from harness.types import Dataset, DatasetSpec, JobContext, MethodResult, MethodSpec, MetricSpec, Param
+from harness.types import (
+    Dataset,
+    DatasetFormat,
+    DatasetSpec,
+    JobContext,
+    MethodResult,
+    MethodSpec,
+    MetricSpec,
+    Param,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Dataset",
+    "DatasetFormat",
     "DatasetSpec",
     "JobContext",
     "MethodResult",

@@ -129,6 +129,12 @@ def _add_sweep_options(run: argparse.ArgumentParser) -> None:
         "--resize-filter", choices=config_mod.RESIZE_FILTERS, help="filter used to resize (default: bilinear)"
     )
     run.add_argument(
+        "--channels",
+        choices=config_mod.CHANNELS,
+        help="native (default): colour datasets keep their 3 channels; grey: convert them to one "
+        "luma channel (recorded on each run, part of its run key)",
+    )
+    run.add_argument(
         "--param",
         action="append",
         default=[],
@@ -199,12 +205,14 @@ def _add_slurm_options(run: argparse.ArgumentParser) -> None:
 def _add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst = sub.add_parser("list", help="show the installed methods and datasets, with their parameters")
     lst.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _add_own_datasets_option(lst)
     _add_plugin_options(lst)
 
 
 def _add_data_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data = sub.add_parser("data", help="check the dataset files, or download them")
     data.add_argument("names", nargs="*", help="datasets (default: all)")
+    _add_own_datasets_option(data)
     _add_data_dir_option(data)
     data.add_argument("--download", action="store_true", help="download what is missing (needs a network)")
     _add_plugin_options(data)
@@ -376,8 +384,18 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_own_datasets_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="also the datasets this sweep file declares under own_datasets"
+    )
+
+
 def _registry(args: argparse.Namespace) -> Registry:
-    return load_registry(blocked=args.no_plugin, extra_modules=args.plugin)
+    """The installed plugins' registry, plus the datasets ``--config`` declares (list, data)."""
+    registry = load_registry(blocked=args.no_plugin, extra_modules=args.plugin)
+    if args.command in ("list", "data") and args.config:
+        registry = config_mod.declare_own_datasets(registry, config_mod.read_config(args.config), args.config)
+    return registry
 
 
 def _warn_broken(registry: Registry) -> None:
@@ -403,12 +421,14 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         raise UsageError(f"--gpus-per-job: expected a number > 0 such as 1 or 0.5, got {args.gpus_per_job}")
     registry = _registry(args)
     file_config = config_mod.read_config(args.config) if args.config else {}
+    registry = config_mod.declare_own_datasets(registry, file_config, args.config)
     overrides = {
         "methods": args.methods,
         "datasets": args.datasets,
         "seeds": args.seeds,
         "sizes": args.sizes,
         "resize_filter": args.resize_filter,
+        "channels": args.channels,
         "data_dir": args.data_dir,
         "tracking_uri": args.tracking_uri,
         "experiment": args.experiment,
@@ -439,6 +459,8 @@ def cmd_run(args: argparse.Namespace) -> ExitCode:
         extra_plugins=tuple(args.plugin),
         dry_run=args.dry_run,
         env=env,
+        own_datasets=sweep.own_datasets,
+        own_datasets_dir=str(config_mod.own_datasets_dir(args.config)),
     )
     # `kill` (SIGTERM) stops a sweep as Ctrl-C does: workers stopped, their runs marked KILLED.
     # SIGINT too, even where it was inherited as ignored (a shell starts background jobs so).
@@ -590,17 +612,19 @@ def cmd_list(args: argparse.Namespace) -> ExitCode:
             params.add_row(p.name, repr(p.default), describe(p), p.help)
         console.print(params)
     datasets = Table(title="datasets")
-    for col in ("name", "classes", "samples", "shape", "variant"):
+    for col in ("name", "classes", "samples", "native size", "channels", "variant"):
         datasets.add_column(col, no_wrap=col != "variant")
     datasets.add_column("description", ratio=1)
     for name, (dataset, _) in sorted(registry.datasets.items()):
+        height, width, channels = dataset.image_shape
         datasets.add_row(
             name,
             str(dataset.n_classes),
             f"{dataset.n_samples:,}",
-            "×".join(map(str, dataset.image_shape)),
+            f"{height}×{width}",
+            {1: "1 (grey)", 3: "3 (RGB)"}.get(channels, str(channels)),
             dataset.variant,
-            dataset.description,
+            dataset.description + (" (declared in --config)" if name in registry.declared else ""),
         )
     console.print(datasets)
     metrics = Table(title="metrics (logged on every run; tables pick them with report --metrics)")
@@ -677,6 +701,8 @@ def _listing(registry: Registry) -> dict:
                 "n_classes": spec.n_classes,
                 "n_samples": spec.n_samples,
                 "image_shape": list(spec.image_shape),
+                "channels": spec.image_shape[2],
+                "declared": name in registry.declared,
                 "variant": spec.variant,
                 "description": spec.description,
             }

@@ -18,6 +18,7 @@ import yaml
 from harness import params as params_mod
 from harness.errors import UsageError, did_you_mean
 from harness.plugins import Registry
+from harness.preprocess import CHANNELS
 from harness.sweep import NATIVE, Sweep
 
 EXECUTORS = ("local", "ray", "slurm")
@@ -39,7 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "seeds": "0-2",
     "sizes": [NATIVE],
     "resize_filter": "bilinear",
+    "channels": "native",
     "params": {},
+    "own_datasets": {},
     "tracking_uri": None,  # resolve_tracking_uri: $MLFLOW_TRACKING_URI, else DEFAULT_TRACKING_URI
     "data_dir": None,
     "device": "auto",
@@ -100,6 +103,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
             f"got a {type(data).__name__}"
         )
     return data
+
+
+def declare_own_datasets(
+    registry: Registry, config: Mapping[str, Any], config_path: str | Path | None
+) -> Registry:
+    """The registry plus the datasets the config file declares under ``own_datasets`` (name →
+    ``format`` and its keys; relative paths are relative to the config file's folder)."""
+    value = config.get("own_datasets") or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _bad("own_datasets", value, "a mapping of dataset name to its format and files")
+    if not value:
+        return registry
+    return registry.declare(value, own_datasets_dir(config_path))
+
+
+def own_datasets_dir(config_path: str | Path | None) -> Path:
+    """Where the relative paths of ``own_datasets`` start: the config file's folder."""
+    return Path(config_path).expanduser().resolve().parent if config_path else Path.cwd()
 
 
 def parse_seeds(value: Any) -> tuple[int, ...]:
@@ -205,6 +226,9 @@ def build_sweep(
             "and do not pass --no-plugin metrics)"
         )
     datasets = _names("datasets", merged["datasets"])
+    undeclared = set(merged["own_datasets"] or {}) - set(registry.declared)
+    if undeclared:  # a caller's slip, not the user's: the CLI declares them first
+        raise UsageError(f"own_datasets: {sorted(undeclared)[0]!r} was not declared (declare_own_datasets)")
     registry.check("dataset", datasets)
     seeds = parse_seeds(merged["seeds"])
     sizes = parse_sizes(merged["sizes"])
@@ -221,6 +245,8 @@ def build_sweep(
         sizes=sizes,
         params=resolved,
         resize_filter=merged["resize_filter"],
+        channels=merged["channels"],
+        own_datasets=dict(merged["own_datasets"] or {}),
         experiment=merged["experiment"],
         tracking_uri=resolve_tracking_uri(merged["tracking_uri"]),
         data_dir=merged["data_dir"],
@@ -262,6 +288,8 @@ def _check_settings(merged: Mapping[str, Any]) -> None:
     """The sweep's scalar settings: filter, device, names, data folder, executor and Ray address."""
     if merged["resize_filter"] not in RESIZE_FILTERS:
         raise _bad("resize_filter", merged["resize_filter"], "one of " + ", ".join(RESIZE_FILTERS))
+    if merged["channels"] not in CHANNELS:
+        raise _bad("channels", merged["channels"], "one of " + ", ".join(CHANNELS))
     device = merged["device"]
     if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise _bad("device", device, "auto, cpu, cuda or cuda:N")
@@ -320,8 +348,14 @@ def _check_min_sizes(
     for m in methods:
         spec = registry.method(m)
         for d in datasets:
-            native = registry.dataset(d).image_shape[0]
+            shape = registry.dataset(d).image_shape
+            native = shape[0]
             for size in sizes:
+                if shape[0] == 1 and size not in (NATIVE, 1):  # rows of D values, not pictures
+                    raise UsageError(
+                        f"sizes: dataset {d!r} holds feature vectors ({shape[1]} values each), which "
+                        f"cannot be resized to {size} px; run it at sizes: native"
+                    )
                 pixels = size if isinstance(size, int) else native  # else NATIVE
                 if pixels < spec.min_size:
                     raise UsageError(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.types import DatasetSpec, MethodSpec, MetricSpec
+    from harness.types import DatasetFormat, DatasetSpec, MethodSpec, MetricSpec
 
 PROJECT = "harness"
 
@@ -75,4 +75,18 @@ def harness_metrics() -> list[MetricSpec] | None:
     A name already provided by another plugin is an error naming both plugins.
 
     :returns: a list of metric specs (empty or ``None`` if the plugin offers none).
+    """
+
+
+@hookspec
+def harness_dataset_formats() -> list[DatasetFormat] | None:
+    """Return the file formats users may declare as datasets in a sweep's config.
+
+    Called when the plugin manager is built. A :class:`~harness.types.DatasetFormat` names the
+    format (the value of a declaration's ``format`` key) and turns a declaration into a
+    :class:`~harness.types.DatasetSpec`; the datasets it builds are provided by this plugin (its
+    distribution and source are their identity, with the digests of the declared files).
+    A format name already provided by another plugin is an error naming both plugins.
+
+    :returns: a list of formats (empty or ``None`` if the plugin offers none).
     """

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import pluggy
@@ -20,7 +21,7 @@ import pluggy
 from harness import hookspecs
 from harness.contract import ContractError, check_param_defaults
 from harness.errors import UsageError, did_you_mean
-from harness.types import DatasetSpec, MethodSpec, MetricSpec
+from harness.types import DatasetFormat, DatasetSpec, MethodSpec, MetricSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 HOOKS = tuple(name for name in vars(hookspecs) if name.startswith(f"{hookspecs.PROJECT}_"))
@@ -77,6 +78,46 @@ class Registry:
     """(kind, name) offered by two plugins → the message naming both."""
     metrics: dict[str, tuple[MetricSpec, Provider]] = field(default_factory=dict)
     """The final scores of every run, in the order the plugins registered them."""
+    formats: dict[str, tuple[DatasetFormat, Provider]] = field(default_factory=dict)
+    """File formats users may declare datasets in (``own_datasets:`` of a config file)."""
+    declared: tuple[str, ...] = ()
+    """The datasets among ``datasets`` that a config file declared (:meth:`declare`)."""
+
+    def declare(self, declarations: Mapping[str, Mapping[str, Any]], base_dir: Path) -> Registry:
+        """This registry plus the datasets ``declarations`` describe (name → mapping with a
+        ``format`` key), each built by the plugin that provides its format."""
+        datasets = dict(self.datasets)
+        for name, declaration in declarations.items():
+            where = f"own_datasets: {name!r}"
+            if name in self.datasets:
+                provider = self.datasets[name][1]
+                raise UsageError(
+                    f"{where}: a dataset of that name is installed ({_described(provider)}); rename it"
+                )
+            if not isinstance(declaration, Mapping):
+                raise UsageError(f"{where}: expected a mapping with a format key, got {declaration!r}")
+            fmt = declaration.get("format")
+            known = sorted(self.formats)
+            if fmt not in self.formats:
+                hint = did_you_mean(str(fmt), known) if isinstance(fmt, str) else ""
+                raise UsageError(
+                    f"{where}: format {fmt!r} is not known{hint}; formats: {', '.join(known) or 'none installed'}"
+                )
+            spec_format, provider = self.formats[fmt]
+            unknown = sorted(set(declaration) - {"format", *spec_format.keys})
+            if unknown:
+                valid = ", ".join(spec_format.keys)
+                raise UsageError(
+                    f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], spec_format.keys)} "
+                    f"for format {fmt!r}; valid keys: format, {valid}"
+                )
+            spec = spec_format.build(name, declaration, base_dir)
+            if not isinstance(spec, DatasetSpec) or spec.name != name:
+                raise PluginError(
+                    f"format {fmt!r} of {_described(provider)} built {spec!r} for {name!r}", provider.plugin
+                )
+            datasets[name] = (spec, provider)
+        return replace(self, datasets=datasets, declared=(*self.declared, *declarations))
 
     def method(self, name: str) -> MethodSpec:
         return self.methods[self._check("method", name, self.methods)][0]
@@ -274,6 +315,7 @@ def build_registry(pm: PluginManager) -> Registry:
         (pm.hook.harness_methods, "method", MethodSpec),
         (pm.hook.harness_datasets, "dataset", DatasetSpec),
         (pm.hook.harness_metrics, "metric", MetricSpec),
+        (pm.hook.harness_dataset_formats, "format", DatasetFormat),
     ):
         # Call each implementation on its own so that every spec keeps the plugin that sent it.
         for impl in hook.get_hookimpls():
@@ -297,7 +339,7 @@ def build_registry(pm: PluginManager) -> Registry:
                 continue
             offered.setdefault(name, []).extend((kind, spec) for spec in specs)
 
-    tables: dict[str, dict[str, Any]] = {"method": {}, "dataset": {}, "metric": {}}
+    tables: dict[str, dict[str, Any]] = {"method": {}, "dataset": {}, "metric": {}, "format": {}}
     clashes: dict[tuple[str, str], str] = {}
     for name, specs in offered.items():
         if name in broken:  # its other hook failed
@@ -328,6 +370,7 @@ def build_registry(pm: PluginManager) -> Registry:
         plugins=plugins,
         broken=broken,
         clashes=clashes,
+        formats=tables["format"],
     )
 
 

@@ -28,6 +28,10 @@ class Sweep:
     """Per method, every declared parameter with the values it takes (its default alone where
     none was given); a parameter with several values crosses the other axes (:meth:`configurations`)."""
     resize_filter: str = "bilinear"
+    channels: str = "native"
+    """``native`` (each dataset's own channels) or ``grey`` (colour datasets converted to luma)."""
+    own_datasets: dict[str, Any] = field(default_factory=dict)
+    """Datasets the config file declared (name → format and files), as written there."""
     experiment: str = "harness"
     tracking_uri: str = "sqlite:///mlflow.db"
     data_dir: str | None = None
@@ -72,6 +76,8 @@ class Job:
     params: dict[str, Any]
     resize_filter: str
     """``"none"`` when the input size is the native one and nothing is resized."""
+    channels: str = "native"
+    """``grey`` where a colour dataset was converted to one luma channel before resizing."""
     unkeyed: tuple[str, ...] = ()
     """Parameters left out of the run key (declared ``in_run_key=False`` by the method)."""
     dry_run: bool = False
@@ -107,8 +113,9 @@ class Job:
                 "method_identity": self.method_identity,
                 "dataset_identity": self.dataset_identity,
                 "core_identity": self.core_identity,
-                # only when set, so the keys of real runs stay what they were before this field
+                # only when set, so the keys of real runs stay what they were before these fields
                 **({"dry_run": True} if self.dry_run else {}),
+                **({"channels": self.channels} if self.channels != "native" else {}),
             },
             sort_keys=True,
             default=str,
@@ -162,6 +169,8 @@ def expand(
             m: tuple(p.name for p in registry.method(m).params if not p.in_run_key) for m in sweep.methods
         }
         native = dataset.image_shape[0]
+        # grey is a conversion only where there is colour: a grey dataset stays as it is
+        channels = sweep.channels if dataset.image_shape[2] == 3 else "native"
         sizes = dict.fromkeys(native if s == NATIVE else int(s) for s in sweep.sizes)
         for size in sizes:
             for seed in sweep.seeds:
@@ -176,6 +185,7 @@ def expand(
                             seed=seed,
                             params=params,
                             resize_filter="none" if size == native else sweep.resize_filter,
+                            channels=channels,
                             unkeyed=unkeyed[method],
                             dry_run=dry_run,
                             method_identity=identity.methods[method].digest,
@@ -202,7 +212,7 @@ def group_seeds(jobs: list[Job], registry: Registry, max_seeds: int = 1) -> list
             groups[job.run_key] = [job]
             continue
         config = json.dumps(
-            [job.method, job.dataset, job.input_size, job.resize_filter, job.params],
+            [job.method, job.dataset, job.input_size, job.resize_filter, job.channels, job.params],
             sort_keys=True,
             default=str,
         )

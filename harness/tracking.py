@@ -215,6 +215,7 @@ class Tracker:
                     "seeds": ",".join(map(str, sweep_dict["seeds"])),
                     "sizes": ",".join(map(str, sweep_dict["sizes"])),
                     "resize_filter": sweep_dict["resize_filter"],
+                    "channels": sweep_dict.get("channels", "native"),
                     "n_jobs": n_jobs,
                     "n_skipped": n_skipped,
                 }
@@ -255,6 +256,7 @@ class Tracker:
             "input_size": job_dict["input_size"],
             "native_size": job_dict["native_size"],
             "resize_filter": job_dict["resize_filter"],
+            "channels": job_dict.get("channels", "native"),
             "seed": job_dict["seed"],
             **{f"{job_dict['method']}.{k}": v for k, v in job_dict["params"].items()},
         }
@@ -407,6 +409,7 @@ def _dataset_input(job_dict: Mapping[str, Any], result: JobResult) -> Any:
         "variant": job_dict.get("dataset_variant"),
         "input_size": job_dict["input_size"],
         "resize_filter": job_dict["resize_filter"],
+        "channels": job_dict.get("channels", "native"),
         "scaling": result.params.get("scaling"),
     }
     dataset = Dataset(

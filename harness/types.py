@@ -7,7 +7,7 @@ and gets a :class:`MethodResult` back; it scores the labels itself, the same way
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "Dataset",
+    "DatasetFormat",
     "DatasetSpec",
     "JobContext",
     "MethodResult",
@@ -99,6 +100,27 @@ class DatasetSpec:
     checksums: tuple[str, ...] = ()
     """The SHA256 of the canonical files ``load`` verifies: recorded on every run (with a digest
     of the loader's code) as the dataset's identity. Empty where the data ship in a library."""
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A kind of file that users declare as a dataset in a sweep's config, with no plugin of their
+    own (``own_datasets:`` in the YAML file; see the README's "Your own data").
+
+    ``build(name, declaration, base_dir)`` turns one declaration (the mapping under the dataset's
+    name, ``format`` key included; relative paths are relative to ``base_dir``, the config file's
+    folder) into a :class:`DatasetSpec`. It is called in the parent and again in every worker, so it
+    should read only what the spec needs (shapes, labels, file digests); it raises
+    :class:`harness.data.DataError` (a :class:`~harness.errors.UsageError`) with one line naming the
+    dataset, the key or file and the fix. The spec's ``fetch`` should check everything a job would
+    find wrong (values, NaN), since it runs before any job starts.
+    """
+
+    name: str
+    build: Callable[[str, Mapping[str, Any], Path], DatasetSpec]
+    keys: tuple[str, ...] = ()
+    """The keys a declaration of this format may have besides ``format``."""
+    description: str = ""
 
 
 class JobContext(Protocol):

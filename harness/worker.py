@@ -70,6 +70,10 @@ class WorkerSettings:
     """Import paths of plugin modules to register besides the entry points (``--plugin``)."""
     dry_run: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    own_datasets: dict[str, Any] = field(default_factory=dict)
+    """Datasets the sweep's config file declared; each worker builds them again."""
+    own_datasets_dir: str | None = None
+    """The config file's folder, where their relative paths start."""
 
 
 def seed_python_and_numpy(seed: int) -> None:
@@ -171,13 +175,15 @@ def _run(jobs: list[Job], settings: WorkerSettings, conn: Sink) -> list[Result |
     """Run the task; return how each of its jobs ended."""
     os.environ.update(settings.env)
     job = jobs[0]
-    registry = worker_cache.registry(settings.blocked_plugins, settings.extra_plugins)
+    registry = worker_cache.registry(
+        settings.blocked_plugins, settings.extra_plugins, settings.own_datasets, settings.own_datasets_dir
+    )
     method = registry.method(job.method)
     _check_identity(job, worker_cache.identity(registry, job.method, job.dataset))
 
     root = resolve_data_dir(settings.data_dir)
     dataset = worker_cache.dataset(registry, job.dataset, root)
-    x = prepare(dataset, job.input_size, job.resize_filter, method.input)
+    x = prepare(dataset, job.input_size, job.resize_filter, method.input, job.channels)
     if np.shares_memory(x, dataset.images):  # the cached dataset outlives this job: a private copy
         x = x.copy()
 

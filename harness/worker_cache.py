@@ -9,8 +9,11 @@ worker hands methods a copy.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from harness.contract import check_dataset
 from harness.identity import core_identity, dataset_identity, method_identity, metric_identity
@@ -20,17 +23,30 @@ from harness.types import Dataset
 MAX_DATASETS = 2
 """Datasets kept per process: MNIST as float32 is 220 MB, and a sweep visits datasets in order."""
 
-_registries: dict[tuple[tuple[str, ...], tuple[str, ...]], Registry] = {}
+_registries: dict[tuple[tuple[str, ...], tuple[str, ...], str], Registry] = {}
 _datasets: OrderedDict[tuple[str, str], Dataset] = OrderedDict()
 _identities: dict[tuple[int, str, str], tuple[str, str, str]] = {}
 _metric_identities: dict[int, dict[str, str]] = {}
 
 
-def registry(blocked: tuple[str, ...], extra_modules: tuple[str, ...]) -> Registry:
-    """The registry for these plugin options, built once per process."""
-    key = (tuple(blocked), tuple(extra_modules))
+def registry(
+    blocked: tuple[str, ...],
+    extra_modules: tuple[str, ...],
+    own_datasets: Mapping[str, Any] | None = None,
+    own_datasets_dir: str | None = None,
+) -> Registry:
+    """The registry for these plugin options and declared datasets, built once per process."""
+    own = dict(own_datasets or {})
+    key = (
+        tuple(blocked),
+        tuple(extra_modules),
+        json.dumps([own, own_datasets_dir], sort_keys=True, default=str),
+    )
     if key not in _registries:
-        _registries[key] = load_registry(blocked=blocked, extra_modules=extra_modules)
+        loaded = load_registry(blocked=blocked, extra_modules=extra_modules)
+        if own:
+            loaded = loaded.declare(own, Path(own_datasets_dir or "."))
+        _registries[key] = loaded
     return _registries[key]
 
 

@@ -83,7 +83,7 @@ def test_parse_sizes():
         ),
         (
             {"datasets": "mnst"},
-            "unknown dataset 'mnst' \\(did you mean 'mnist'\\?\\); installed datasets: coil20, digits",
+            "unknown dataset 'mnst' \\(did you mean 'mnist'\\?\\); installed datasets: cifar10, coil20, digits",
         ),
         (
             {"params": {"kmeans": {"ninit": 3}}},
@@ -142,3 +142,12 @@ def test_tracking_uri_flag_then_file_then_mlflow_variable_then_default(registry,
     assert build_sweep(registry, read_config(cfg), flag).tracking_uri == "sqlite:///flag.db"
     with pytest.raises(UsageError, match="tracking_uri: expected a non-empty string, got 5"):
         build_sweep(registry, {"tracking_uri": 5})
+
+
+def test_channels_are_checked(registry):
+    from harness.config import build_sweep
+    from harness.errors import UsageError
+
+    assert build_sweep(registry, {"channels": "grey"}).channels == "grey"
+    with pytest.raises(UsageError, match="channels: expected one of native, grey, got 'gray'"):
+        build_sweep(registry, {"channels": "gray"})

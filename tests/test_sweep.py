@@ -56,6 +56,7 @@ def test_run_key_changes_with_anything_that_changes_the_result(registry):
         replace(job, params={**job.params, "n_init": 10}),
         replace(job, dataset="usps"),
         replace(job, dataset_variant="test"),
+        replace(job, channels="grey"),
     ]
     keys = {job.run_key} | {v.run_key for v in variants}
     assert len(keys) == 1 + len(variants)
@@ -68,3 +69,16 @@ def test_parameters_declared_out_of_the_run_key_do_not_change_it(registry):
     threads = replace(job, params={**job.params, "threads": 4})
     assert threads.run_key != job.run_key
     assert replace(threads, unkeyed=("threads",)).run_key == replace(job, unkeyed=("threads",)).run_key
+
+
+def test_grey_converts_colour_datasets_only_and_keeps_native_keys(registry):
+    native = expand(
+        build_sweep(registry, {"datasets": ["digits", "cifar10"], "methods": ["kmeans"]}), registry
+    )
+    grey = expand(
+        build_sweep(registry, {"datasets": ["digits", "cifar10"], "methods": ["kmeans"], "channels": "grey"}),
+        registry,
+    )
+    assert [(j.dataset, j.channels) for j in grey][::3] == [("digits", "native"), ("cifar10", "grey")]
+    same = [a.run_key == b.run_key for a, b in zip(native, grey, strict=True)]
+    assert same == [True] * 3 + [False] * 3  # digits has no colour to convert: the same jobs

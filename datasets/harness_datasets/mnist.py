@@ -1,7 +1,8 @@
-"""MNIST and Fashion-MNIST from their canonical gzipped IDX files.
+"""MNIST and Fashion-MNIST from their canonical gzipped IDX files, and MNIST's test set alone.
 
 Conversions: train (60,000) then test (10,000) images concatenated in file order; uint8 pixels
-divided by 255; labels as stored (0..9).
+divided by 255; labels as stored (0..9). ``mnist-test`` is the 10,000 test images only (the
+"MNIST-test" of the DEC papers), read from the same two ``t10k`` files as ``mnist``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class MNIST(FileDataset):
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://yann.lecun.com/exdb/mnist/",
     )
+    splits: ClassVar[tuple[str, ...]] = ("train", "t10k")
+    """The IDX file prefixes read, in the order they are concatenated."""
     # file name -> (accepted SHA256 digests, size in bytes)
     files: ClassVar[dict[str, tuple[tuple[str, ...], int]]] = {
         # The second digest is a re-gzipped copy (gzip mtime 0) of the identical IDX payload, the
@@ -72,15 +75,16 @@ class MNIST(FileDataset):
         return [
             Resource(f"{self.folder}/{name}", digests, size, tuple(m + name for m in self.mirrors))
             for name, (digests, size) in self.files.items()
+            if name.split("-")[0] in self.splits
         ]
 
     def read(self, paths: list[Path]) -> Dataset:
         by_name = {p.name: p for p in paths}
         images = np.concatenate(
-            [read_idx(by_name[f"{split}-images-idx3-ubyte.gz"], 3) for split in ("train", "t10k")]
+            [read_idx(by_name[f"{split}-images-idx3-ubyte.gz"], 3) for split in self.splits]
         )
         labels = np.concatenate(
-            [read_idx(by_name[f"{split}-labels-idx1-ubyte.gz"], 1) for split in ("train", "t10k")]
+            [read_idx(by_name[f"{split}-labels-idx1-ubyte.gz"], 1) for split in self.splits]
         )
         return Dataset(
             name=self.name,
@@ -90,6 +94,14 @@ class MNIST(FileDataset):
             variant=self.variant,
             scaling="uint8/255",
         )
+
+
+class MNISTTest(MNIST):
+    name = "mnist-test"
+    description = "MNIST's 10,000 test images alone (the DEC papers' MNIST-test)"
+    n_samples = 10_000
+    variant = "test"
+    splits = ("t10k",)
 
 
 class FashionMNIST(MNIST):

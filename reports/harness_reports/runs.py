@@ -69,6 +69,7 @@ def load_runs(client, experiment_id: str, run_keys: Iterable[str] | None = None)
             "input_size": params.get("input_size", 0),
             "seed": params.get("seed", -1),
             "resize_filter": params.get("resize_filter"),
+            "channels": params.get("channels"),
             "params": {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)},
             "unkeyed": tags.get(record.UNKEYED, "").split(","),
         }
@@ -100,7 +101,9 @@ def run_row(
         "seed": int(job.get("seed", -1)),
         "run_key": run_key,
         "start_time": start_time,
-        "config": configuration(job.get("resize_filter"), job.get("params", {}), job.get("unkeyed", ())),
+        "config": configuration(
+            job.get("resize_filter"), job.get("params", {}), job.get("unkeyed", ()), job.get("channels")
+        ),
         "param_defaults": tags.get(record.PARAM_DEFAULTS),
         "metric_identities": tags.get(record.METRIC_IDENTITIES),
         **{column: tags.get(tag) or None for column, tag in IDENTITY_COLUMNS.items()},
@@ -109,11 +112,15 @@ def run_row(
     }
 
 
-def configuration(resize_filter: Any, params: Mapping[str, Any], unkeyed: Iterable[str] = ()) -> str:
-    """What besides method, dataset, size and seed sets a run apart: its resize filter and the
-    method parameters that are part of the run key, as sorted JSON (values as MLflow logs them)."""
+def configuration(
+    resize_filter: Any, params: Mapping[str, Any], unkeyed: Iterable[str] = (), channels: Any = None
+) -> str:
+    """What besides method, dataset, size and seed sets a run apart: its resize filter, a grey
+    conversion of colour images, and the method parameters that are part of the run key, as sorted
+    JSON (values as MLflow logs them)."""
     as_logged = {k: "none" if v is None else str(v) for k, v in params.items() if k not in set(unkeyed)}
-    return json.dumps({"resize_filter": str(resize_filter), **as_logged}, sort_keys=True)
+    grey = {"channels": str(channels)} if channels not in (None, "native") else {}
+    return json.dumps({"resize_filter": str(resize_filter), **grey, **as_logged}, sort_keys=True)
 
 
 def tidy(rows: Iterable[dict]) -> pd.DataFrame:
@@ -175,6 +182,10 @@ def _name_configurations(method: str, group: pd.DataFrame) -> pd.DataFrame:
         (p, f): _departures(json.loads(p), declared_defaults(group[group["_params"] == p])) for p, f in keys
     }
     fields = {k for d in departs.values() for k in d}
+    if any("channels" in c for c in named.values()):  # a grey conversion is always named
+        fields.add("channels")
+        for c in named.values():
+            c.setdefault("channels", "native")
     if len(keys) > 1:
         many_filters = len(set(filters) - {NATIVE}) > 1
         candidates = {k for c in named.values() for k in c if k != "resize_filter" or many_filters}
