@@ -126,11 +126,13 @@ def seed_spread(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
     cells = list(dict.fromkeys(done.sort_values(["dataset", "input_size"])["cell"]))
     methods = sorted(done["method"].unique())
     palette = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
+    width = max(PANEL[0], 1.1 * len(cells) + 1.5)
     fig, axes = plt.subplots(
         len(metrics),
         1,
-        figsize=(max(PANEL[0], 1.1 * len(cells) + 1.5), PANEL[1] * len(metrics)),
+        figsize=(width, PANEL[1] * len(metrics) + 0.4),
         squeeze=False,
+        layout="constrained",  # makes room for the legend above, which tight_layout cannot
     )
     for i, metric in enumerate(metrics):
         ax = axes[i][0]
@@ -152,14 +154,13 @@ def seed_spread(runs: pd.DataFrame, metrics: Sequence[str] = ("acc", "nmi_geomet
         handles=handles,
         loc="lower center",
         bbox_to_anchor=(0.5, 1.02),
-        ncol=min(len(handles), 3),
+        ncol=max(1, min(len(handles), int(width // 1.7))),  # as many columns as fit the width
         frameon=False,
     )
-    fig.tight_layout()
     return fig
 
 
-ZERO_HEIGHT = "box too flat to see (seeds equal or nearly)"
+ZERO_HEIGHT = "flat box (seeds ≈ equal)"
 """The label of the bar that stands for a box of (almost) zero height."""
 FLAT = 0.01
 """A box whose height is under this share of its axis is drawn as a bar."""
