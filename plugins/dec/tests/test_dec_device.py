@@ -16,26 +16,10 @@ from sklearn.datasets import load_digits
 
 from harness.cli import main
 from harness.errors import ExitCode
+from harness.testing import KitContext
 from harness_dec import PARAMS, fit_predict, runtime
 
 TINY = {"pretrain_epochs": 1, "maxiter": 2, "update_interval": 1, "n_init": 1, "threads": 1}
-
-
-class Context:
-    """A JobContext that keeps nothing: these tests read the result's tags and the warnings."""
-
-    def __init__(self, tmp_path, device: str) -> None:
-        self.seed, self.device, self.dataset, self.input_size = 0, device, "digits", 8
-        self.cache_dir, self.dry_run = tmp_path, False
-
-    def log_metric(self, key, value, step):
-        pass
-
-    def evaluate(self, labels, step, **extra):
-        pass
-
-    def progress(self, completed, total, description=""):
-        pass
 
 
 def _backend_here() -> str:
@@ -51,12 +35,14 @@ def _cpu_build_or_skip() -> str:
 
 def _digits():
     bunch = load_digits()
-    return (bunch.data[:400] / 16.0).astype(np.float32)
+    return (bunch.data[:400] / 16.0).astype(np.float32), bunch.target[:400]
 
 
 def _run(tmp_path, device: str):
     params = {p.name: p.default for p in PARAMS} | TINY
-    return fit_predict(_digits(), n_clusters=10, seed=0, params=params, context=Context(tmp_path, device))
+    images, truth = _digits()
+    context = KitContext(seed=0, cache_dir=tmp_path, truth=truth, device=device)  # the contract kit's
+    return fit_predict(images, n_clusters=10, seed=0, params=params, context=context)
 
 
 def test_a_visible_gpu_the_framework_cannot_use_is_one_warning_and_the_tag_says_cpu(tmp_path, monkeypatch):
